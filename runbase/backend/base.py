@@ -1,0 +1,257 @@
+"""The backend interface: the operations the SDK and the public API need, and their values.
+
+``LocalBackend`` implements it over a store in this process; an HTTP implementation speaks the
+same operations to a server. The SDK and the public API are written once, against this.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Generic, NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+STREAMS = ("default", "system")
+RUN_STATES = ("running", "finished", "crashed", "failed", "aborted", "killed")
+RESUME_MODES = (None, "allow", "must", "never", "auto")
+
+
+class RunPath(NamedTuple):
+    """``entity/project/run_id``: how a run is named everywhere outside the store."""
+
+    entity: str
+    project: str
+    run_id: str
+
+    def __str__(self) -> str:
+        return f"{self.entity}/{self.project}/{self.run_id}"
+
+
+@dataclass
+class RunRecord:
+    """A run as stored. Times are seconds since the epoch (UTC)."""
+
+    storage_id: int
+    entity: str
+    project: str
+    run_id: str
+    display_name: str
+    state: str
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    system_metrics: dict[str, Any]
+    metadata: dict[str, Any]
+    tags: list[str]
+    notes: str | None
+    group: str | None
+    job_type: str | None
+    sweep: str | None
+    username: str
+    created_at: float
+    heartbeat_at: float
+    updated_at: float
+    history_line_count: int
+    system_line_count: int
+    last_step: int | None
+    exit_code: int | None
+
+    @property
+    def path(self) -> RunPath:
+        return RunPath(self.entity, self.project, self.run_id)
+
+
+@dataclass
+class NewRun:
+    """What ``create_run`` needs beyond the path."""
+
+    display_name: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    sweep: str | None = None
+    username: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    resume: str | None = None
+
+
+@dataclass
+class ProjectRecord:
+    entity: str
+    name: str
+    created_at: float
+    run_count: int = 0
+
+
+@dataclass
+class FileRecord:
+    name: str
+    size: int
+    md5: str
+    mimetype: str
+    updated_at: float
+
+
+@dataclass
+class SweepRecord:
+    entity: str
+    project: str
+    sweep_id: str
+    name: str
+    config: dict[str, Any]
+    state: str
+    created_at: float
+
+
+@dataclass
+class HistoryRow:
+    """One history row ready to store: ``keys`` sorted, ``row`` its JSON text."""
+
+    idx: int
+    step: int
+    keys: tuple[str, ...]
+    row: str
+
+
+@dataclass
+class RunQuery:
+    """A page request for runs of one project. ``cursor`` is the previous page's ``next_cursor``."""
+
+    entity: str
+    project: str
+    filters: dict[str, Any] = field(default_factory=dict)
+    order: str = "-created_at"
+    per_page: int = 50
+    cursor: str | None = None
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass
+class HistoryKeys:
+    """Which keys a stream holds (with the number of rows that hold each) and its last step."""
+
+    keys: dict[str, int]
+    last_step: int | None
+    line_count: int
+
+
+class Backend(abc.ABC):
+    """Everything the SDK and the public API ask of storage, local or remote."""
+
+    # identity
+    @abc.abstractmethod
+    def default_entity(self) -> str: ...
+
+    # runs
+    @abc.abstractmethod
+    def create_run(self, path: RunPath, new: NewRun) -> RunRecord:
+        """Create the run, or continue it as ``new.resume`` allows (keeps config and summary)."""
+
+    @abc.abstractmethod
+    def get_run(self, path: RunPath) -> RunRecord: ...
+
+    @abc.abstractmethod
+    def update_run(self, path: RunPath, **changes: Any) -> RunRecord:
+        """Set any of: display_name, tags, notes, group, job_type, config, summary, state,
+        exit_code, metadata. ``config`` and ``summary`` replace the stored documents."""
+
+    @abc.abstractmethod
+    def update_config(self, path: RunPath, changes: dict[str, Any]) -> None:
+        """Merge top-level keys into the stored config."""
+
+    @abc.abstractmethod
+    def update_summary(self, path: RunPath, changes: dict[str, Any]) -> None:
+        """Merge top-level keys into the stored summary."""
+
+    @abc.abstractmethod
+    def heartbeat(self, path: RunPath) -> None: ...
+
+    @abc.abstractmethod
+    def finish_run(self, path: RunPath, state: str, exit_code: int | None) -> None: ...
+
+    @abc.abstractmethod
+    def query_runs(self, query: RunQuery) -> Page[RunRecord]: ...
+
+    @abc.abstractmethod
+    def count_runs(self, entity: str, project: str, filters: dict[str, Any]) -> int: ...
+
+    # history
+    @abc.abstractmethod
+    def append_history(
+        self, path: RunPath, stream: str, rows: list[HistoryRow], latest: dict[str, Any]
+    ) -> None:
+        """Store rows (a retried row, same ``idx``, is stored once) and merge ``latest`` into
+        the summary (``default``) or the system metrics (``system``), in one transaction."""
+
+    @abc.abstractmethod
+    def history_keys(self, path: RunPath, stream: str = "default") -> HistoryKeys: ...
+
+    @abc.abstractmethod
+    def sample_history(
+        self, path: RunPath, stream: str, samples: int, keys: list[str] | None
+    ) -> list[str]:
+        """At most ``samples`` rows (JSON text) evenly spread, first and last included; with
+        ``keys``, only rows holding all of them."""
+
+    @abc.abstractmethod
+    def scan_history(
+        self,
+        path: RunPath,
+        stream: str,
+        keys: list[str] | None,
+        after_idx: int,
+        limit: int,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> list[tuple[int, str]]:
+        """Rows with index > ``after_idx`` in order, as (index, JSON text), at most ``limit``."""
+
+    @abc.abstractmethod
+    def sample_histories(
+        self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
+    ) -> dict[RunPath, list[str]]:
+        """``sample_history`` for many runs at once."""
+
+    # files
+    @abc.abstractmethod
+    def put_file(self, path: RunPath, name: str, data: bytes) -> FileRecord: ...
+
+    @abc.abstractmethod
+    def list_files(
+        self, path: RunPath, names: list[str], per_page: int, cursor: str | None
+    ) -> Page[FileRecord]: ...
+
+    @abc.abstractmethod
+    def count_files(self, path: RunPath, names: list[str]) -> int: ...
+
+    @abc.abstractmethod
+    def read_file(self, path: RunPath, name: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def delete_file(self, path: RunPath, name: str) -> None: ...
+
+    # projects
+    @abc.abstractmethod
+    def list_projects(
+        self, entity: str, per_page: int, cursor: str | None
+    ) -> Page[ProjectRecord]: ...
+
+    @abc.abstractmethod
+    def get_project(self, entity: str, project: str) -> ProjectRecord: ...
+
+    # sweeps
+    @abc.abstractmethod
+    def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord: ...
+
+    @abc.abstractmethod
+    def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord: ...
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,1 @@
+"""The logging SDK: init, log, finish."""

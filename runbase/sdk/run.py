@@ -1,0 +1,410 @@
+"""A run being logged: ``init`` creates or resumes it, ``log`` records history, ``finish`` ends it."""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from runbase.backend import open_backend
+from runbase.backend.base import RESUME_MODES, Backend, NewRun, RunPath, RunRecord
+from runbase.errors import InvalidInput
+from runbase.sdk.config import Config, Summary
+from runbase.sdk.metadata import collect_metadata
+from runbase.names import new_run_id
+from runbase.sdk.system import SystemSampler
+from runbase.sdk.values import HAS_NONE, NESTED, clean_document, clean_row, merge_leaves
+from runbase.sdk.writer import DEFAULT, SUMMARY, SYSTEM, KeyIndex, Writer, encode_row
+from runbase.settings import Settings
+
+SAVE_POLICIES = ("live", "now", "end")
+ABORTED_EXIT_CODE = 255
+
+
+class Run:
+    """A run in progress. Use ``runbase.init`` to make one; it is also a context manager."""
+
+    def __init__(
+        self, backend: Backend, settings: Settings, record: RunRecord, dir: Path | None
+    ) -> None:
+        self._backend = backend
+        self._settings = settings
+        self._record = record
+        self._path = record.path
+        self._step = 0 if record.last_step is None else record.last_step + 1
+        self._pending: dict[str, Any] = {}
+        self._pending_flags = 0
+        self._finished = False
+        self._runtime_offset = float(record.summary.get("_runtime") or 0.0)
+        self._start = time.time()
+        self._saved: dict[Path, str] = {}
+        self._dir = Path(dir) if dir else settings.data_dir / "runs" / str(self._path).replace("/", "_")
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.config = Config(record.config, persist=self._persist_config)
+        self.summary = Summary(dict(record.summary), persist=self._persist_summary)
+        self._keys = KeyIndex()
+        self._writer = Writer(
+            backend, self._path,
+            {DEFAULT: record.history_line_count, SYSTEM: record.system_line_count},
+            summary=self.summary._items,
+            heartbeat=settings.heartbeat_interval,
+        )  # fmt: skip
+        self._sampler = SystemSampler(self._log_system, interval=settings.system_interval)
+        self._sampler.start()
+
+    # identity
+    @property
+    def id(self) -> str:
+        return self._path.run_id
+
+    @property
+    def entity(self) -> str:
+        return self._path.entity
+
+    @property
+    def project(self) -> str:
+        return self._path.project
+
+    @property
+    def path(self) -> str:
+        return str(self._path)
+
+    @property
+    def name(self) -> str:
+        return self._record.display_name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._backend.update_run(self._path, display_name=str(value))
+        self._record.display_name = str(value)
+
+    @property
+    def url(self) -> str:
+        return self._settings.run_url(*self._path)
+
+    @property
+    def dir(self) -> str:
+        return str(self._dir)
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(self._record.tags)
+
+    @property
+    def notes(self) -> str | None:
+        return self._record.notes
+
+    @property
+    def group(self) -> str | None:
+        return self._record.group
+
+    @property
+    def job_type(self) -> str | None:
+        return self._record.job_type
+
+    @property
+    def sweep_id(self) -> str | None:
+        return self._record.sweep
+
+    @property
+    def resumed(self) -> bool:
+        return self._step > 0
+
+    # logging
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Record metrics at the current step (wandb's step rules)."""
+        if self._finished:
+            raise InvalidInput(f"run {self.path} is finished; start a new one with init()")
+        row, flags = clean_row(data)
+        if step is not None:
+            if type(step) is not int and not _is_integer(step):
+                raise TypeError(f"step must be an integer, not {step!r}")
+            step = int(step)
+            if step < self._step:
+                self._warn_step(step)
+                return
+            if step > self._step:
+                if self._pending:
+                    self._commit()
+                self._step = step
+        if flags & NESTED:
+            merge_leaves(self._pending, row)
+        else:
+            self._pending.update(row)
+        self._pending_flags |= flags
+        if commit or (commit is None and step is None):
+            self._commit()
+
+    def _commit(self) -> None:
+        now = time.time()
+        row = self._pending
+        row["_step"] = self._step
+        row["_runtime"] = now - self._start + self._runtime_offset
+        row["_timestamp"] = now
+        flags = self._pending_flags
+        keys = self._keys(row, flags)
+        self._writer.queue.append(
+            (DEFAULT, self._step, encode_row(row, flags), keys, tuple(row) if flags & NESTED else None)
+        )
+        if flags & (NESTED | HAS_NONE):
+            merge_leaves(self.summary._items, row)
+        else:
+            self.summary._items.update(row)
+        self._pending = {}
+        self._pending_flags = 0
+        self._step += 1
+
+    def _warn_step(self, step: int) -> None:
+        warnings.warn(
+            f"runbase: step {step} is less than the current step {self._step}; steps must "
+            "increase, so this data is dropped",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def _log_system(self, metrics: dict[str, float]) -> None:
+        now = time.time()
+        row = {**metrics, "_runtime": now - self._start + self._runtime_offset, "_timestamp": now}
+        self._writer.queue.append((SYSTEM, 0, encode_row(row, 0), self._keys(row, 0), row))
+
+    def _persist_config(self, changes: dict[str, Any]) -> None:
+        self._backend.update_config(self._path, changes)
+
+    def _persist_summary(self, changes: dict[str, Any]) -> None:
+        self._writer.queue.append((SUMMARY, 0, "", (), tuple(changes)))
+
+    # files
+    def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
+        """Store files matching ``glob_str`` with the run; their names are relative to
+        ``base_path`` (default: the glob's directory). ``live`` also re-saves changed files at
+        ``finish``; ``end`` saves only then. Returns the stored names."""
+        if policy not in SAVE_POLICIES:
+            raise ValueError(f"policy must be one of {SAVE_POLICIES}, not {policy!r}")
+        if not isinstance(glob_str, (str, os.PathLike)):
+            raise TypeError(f"glob_str must be a path or pattern, not {type(glob_str).__name__}")
+        pattern = os.fspath(glob_str)
+        if base_path is None:
+            base_path = os.path.dirname(pattern.split("*")[0]) if os.path.isabs(pattern) else "."
+        matches = [Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+        names = []
+        for file in matches:
+            name = os.path.relpath(file, base_path).replace(os.sep, "/")
+            if name.startswith("../"):
+                name = file.name
+            self._saved[file.resolve()] = name
+            if policy != "end":
+                self._put(file, name)
+            names.append(name)
+        return names
+
+    def _put(self, file: Path, name: str) -> None:
+        self._backend.put_file(self._path, name, file.read_bytes())
+
+    def _save_at_finish(self) -> None:
+        for file, name in self._saved.items():
+            if file.is_file():
+                self._put(file, name)
+        for file in sorted(self._dir.rglob("*")):
+            if file.is_file() and file.resolve() not in self._saved:
+                self._put(file, file.relative_to(self._dir).as_posix())
+
+    # ending
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Store everything and mark the run finished (0) or crashed (non-zero)."""
+        state = "finished" if not exit_code else "crashed"
+        self._end(state, exit_code or 0)
+
+    def _end(self, state: str, exit_code: int) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._sampler.stop()
+        if self._pending:
+            self._commit()
+        runtime = int(time.time() - self._start + self._runtime_offset)
+        self.summary.update({"_runtime": runtime, "_wandb": {"runtime": runtime}})
+        self._writer.close()
+        try:
+            self._save_at_finish()
+        finally:
+            self._backend.finish_run(self._path, state, exit_code)
+            _ACTIVE.discard(self)
+            _set_current_after_finish(self)
+
+    def flush(self) -> None:
+        """Wait until everything logged so far is stored."""
+        self._writer.flush()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self._end("aborted", ABORTED_EXIT_CODE)
+        else:
+            self._end("crashed", 1)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} ({'finished' if self._finished else 'running'})>"
+
+
+def _is_integer(value: Any) -> bool:
+    try:
+        return int(value) == value and not isinstance(value, bool)
+    except (TypeError, ValueError):
+        return False
+
+
+# active runs of this process, finished at exit
+_ACTIVE: set[Run] = set()
+_CURRENT: list[Run | None] = [None]
+_EXIT = {"exception": None}
+_LOCK = threading.Lock()
+_STATIC_METADATA: dict[str, Any] = {}
+
+
+def current_run() -> Run | None:
+    return _CURRENT[0]
+
+
+def _set_current_after_finish(run: Run) -> None:
+    if _CURRENT[0] is run:
+        _CURRENT[0] = None
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    _EXIT["exception"] = exc_type
+    _previous_excepthook(exc_type, exc, tb)
+
+
+_previous_excepthook = sys.excepthook
+
+
+def _finish_all_at_exit() -> None:
+    exc_type = _EXIT["exception"]
+    for run in list(_ACTIVE):
+        try:
+            if exc_type is None:
+                run.finish()
+            elif issubclass(exc_type, KeyboardInterrupt):
+                run._end("aborted", ABORTED_EXIT_CODE)
+            else:
+                run._end("crashed", 1)
+        except Exception as exc:  # noqa: BLE001 - report and go on with the other runs
+            print(f"runbase: could not finish {run.path}: {exc}", file=sys.stderr)
+
+
+def _install_exit_hooks() -> None:
+    with _LOCK:
+        if sys.excepthook is not _excepthook:
+            globals()["_previous_excepthook"] = sys.excepthook
+            sys.excepthook = _excepthook
+        if not _STATIC_METADATA.get("_hooked"):
+            atexit.register(_finish_all_at_exit)
+            _STATIC_METADATA["_hooked"] = True
+
+
+def _metadata() -> dict[str, Any]:
+    if "document" not in _STATIC_METADATA:
+        _STATIC_METADATA["document"] = collect_metadata()
+    doc = dict(_STATIC_METADATA["document"])
+    doc["startedAt"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+    return doc
+
+
+def init(
+    project: str | None = None,
+    entity: str | None = None,
+    name: str | None = None,
+    id: str | None = None,
+    config: dict[str, Any] | Any | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    notes: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    resume: str | bool | None = None,
+    dir: str | os.PathLike | None = None,
+    mode: str | None = None,
+    sweep_id: str | None = None,
+    allow_val_change: bool = False,
+    reinit: bool | str | None = None,
+    settings: Settings | None = None,
+) -> Run:
+    """Start a run (or continue one with ``id`` and ``resume``), as ``wandb.init`` does."""
+    base = settings or Settings.load()
+    if mode is not None:
+        base = base.with_(mode=mode)
+    if base.mode not in ("online", "offline", "disabled"):
+        raise ValueError(f"mode must be 'online', 'offline' or 'disabled', not {base.mode!r}")
+    if base.mode == "disabled":
+        from runbase.sdk.disabled import DisabledRun
+
+        run = DisabledRun(project or base.project, entity, name, id, config)
+        _CURRENT[0] = run  # type: ignore[assignment]
+        return run  # type: ignore[return-value]
+    resume = _check_init_arguments(resume, tags, id)
+    backend = open_backend(base)
+    path = RunPath(
+        entity or base.default_entity,
+        project or base.project or "uncategorized",
+        id or new_run_id(),
+    )
+    config_dict = _config_dict(config)
+    new = NewRun(
+        display_name=name,
+        config=config_dict,
+        tags=list(tags or []),
+        notes=notes,
+        group=group,
+        job_type=job_type,
+        sweep=sweep_id or base.sweep_id,
+        username=base.default_entity,
+        metadata=_metadata(),
+        resume=resume,
+    )
+    record = backend.create_run(path, new)
+    _install_exit_hooks()
+    run = Run(backend, base, record, Path(dir) if dir else None)
+    _ACTIVE.add(run)
+    _CURRENT[0] = run
+    return run
+
+
+def _check_init_arguments(resume: Any, tags: Any, run_id: Any) -> str | None:
+    if resume is True:
+        resume = "allow"
+    elif resume is False:
+        resume = None
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {RESUME_MODES[1:]} or None, not {resume!r}")
+    if resume in ("must", "never") and run_id is None:
+        raise ValueError(f"resume={resume!r} needs an id")
+    if tags is not None and (
+        isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
+    ):
+        raise TypeError(f"tags must be a list of strings, not {tags!r}")
+    if run_id is not None and (
+        not isinstance(run_id, str) or not run_id or "/" in run_id or len(run_id) > 128
+    ):
+        raise ValueError(f"id must be a non-empty string without '/', not {run_id!r}")
+    return resume
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    holder = Config()
+    holder.update(config)
+    return {k: clean_document(f"config.{k}", v) for k, v in holder.items()}

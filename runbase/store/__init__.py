@@ -1,0 +1,5 @@
+"""Storage: the only code that writes SQL."""
+
+from runbase.store.engine import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,229 @@
+"""History rows of a run, per stream: append, key sets, sample, scan.
+
+Each row is kept as its JSON text with a dense index (0..n-1), its ``_step`` and the id of
+its key set. Key sets are few per run, so a read for some keys first picks the key sets that
+hold them all and then touches only rows of those sets.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from runbase.store.dialect import in_list, insert_ignore, insert_many
+from runbase.store.runs import merge_document_pk
+from runbase.store.schema import STREAMS, history, key_sets, runs
+
+HISTORY_COLUMNS = ("run_pk", "stream", "idx", "step", "key_set", "row")
+LINE_COUNT = {0: runs.c.history_line_count, 1: runs.c.system_line_count}
+LATEST_DOCUMENT = {0: runs.c.summary, 1: runs.c.system_metrics}
+
+
+def stream_number(stream: str) -> int:
+    try:
+        return STREAMS[stream]
+    except KeyError:
+        raise ValueError(f"stream must be one of {sorted(STREAMS)}, not {stream!r}") from None
+
+
+def append(
+    conn: Connection,
+    pk: int,
+    stream: int,
+    rows: list[tuple[int, int, tuple[str, ...], str]],
+    latest: dict[str, Any],
+) -> int:
+    """Store (idx, step, keys, row_text) rows; rows already stored are skipped. Returns how
+    many were new."""
+    ids = _key_set_ids(conn, pk, stream, {keys for _, _, keys, _ in rows})
+    params = [(pk, stream, idx, step, ids[keys], text) for idx, step, keys, text in rows]
+    inserted = insert_many(conn, history, HISTORY_COLUMNS, params)
+    if inserted:
+        _count_key_sets(conn, pk, stream, rows, ids, all_new=inserted == len(rows))
+    last_idx = max(idx for idx, _, _, _ in rows)
+    line_count = LINE_COUNT[stream]
+    values: dict[Any, Any] = {
+        line_count: func.max(line_count, last_idx + 1)
+        if conn.dialect.name == "sqlite"
+        else func.greatest(line_count, last_idx + 1),
+        runs.c.heartbeat_at: time.time(),
+    }
+    if stream == 0:
+        last_step = max(step for _, step, _, _ in rows)
+        values[runs.c.last_step] = func.coalesce(
+            func.max(runs.c.last_step, last_step)
+            if conn.dialect.name == "sqlite"
+            else func.greatest(runs.c.last_step, last_step),
+            last_step,
+        )
+    conn.execute(update(runs).where(runs.c.storage_id == pk).values(values))
+    if latest:
+        merge_document_pk(conn, pk, LATEST_DOCUMENT[stream], latest)
+    return inserted
+
+
+def _key_set_ids(
+    conn: Connection, pk: int, stream: int, key_tuples: set[tuple[str, ...]]
+) -> dict[tuple[str, ...], int]:
+    texts = {keys: orjson.dumps(keys).decode() for keys in key_tuples}
+    conn.execute(
+        insert_ignore(conn.dialect.name, key_sets),
+        [{"run_pk": pk, "stream": stream, "key_list": text} for text in texts.values()],
+    )
+    found = conn.execute(
+        select(key_sets.c.key_list, key_sets.c.id).where(
+            key_sets.c.run_pk == pk, key_sets.c.stream == stream, key_sets.c.key_list.in_(texts.values())
+        )
+    )
+    by_text = {text: id_ for text, id_ in found}
+    return {keys: by_text[text] for keys, text in texts.items()}
+
+
+def _count_key_sets(conn, pk, stream, rows, ids, all_new: bool) -> None:
+    if all_new:
+        counts: dict[int, int] = {}
+        for _, _, keys, _ in rows:
+            counts[ids[keys]] = counts.get(ids[keys], 0) + 1
+        for key_set, n in counts.items():
+            conn.execute(
+                update(key_sets)
+                .where(key_sets.c.id == key_set)
+                .values(row_count=key_sets.c.row_count + n)
+            )
+        return
+    for key_set in set(ids.values()):
+        total = select(func.count()).where(
+            history.c.run_pk == pk, history.c.stream == stream, history.c.key_set == key_set
+        )
+        conn.execute(
+            update(key_sets).where(key_sets.c.id == key_set).values(row_count=total.scalar_subquery())
+        )
+
+
+def key_counts(conn: Connection, pk: int, stream: int) -> dict[str, int]:
+    """Each key of the stream with the number of rows that hold it."""
+    counts: dict[str, int] = {}
+    for keys, n in _key_sets(conn, pk, stream):
+        for key in keys:
+            counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def _key_sets(conn: Connection, pk: int, stream: int) -> list[tuple[tuple[str, ...], int]]:
+    found = conn.execute(
+        select(key_sets.c.key_list, key_sets.c.row_count, key_sets.c.id).where(
+            key_sets.c.run_pk == pk, key_sets.c.stream == stream
+        )
+    )
+    return [(tuple(orjson.loads(text)), n) for text, n, _ in found]
+
+
+def _matching_key_sets(conn: Connection, pk: int, stream: int, keys: list[str]) -> list[int] | None:
+    """Ids of the key sets that hold every key; None when every set does (no filter needed)."""
+    wanted = set(keys)
+    found = conn.execute(
+        select(key_sets.c.id, key_sets.c.key_list).where(
+            key_sets.c.run_pk == pk, key_sets.c.stream == stream
+        )
+    ).all()
+    matching = [id_ for id_, text in found if wanted <= set(orjson.loads(text))]
+    return None if len(matching) == len(found) else matching
+
+
+def line_count(conn: Connection, pk: int, stream: int) -> int:
+    return conn.execute(select(LINE_COUNT[stream]).where(runs.c.storage_id == pk)).scalar_one()
+
+
+def evenly(n: int, samples: int) -> list[int]:
+    """Up to ``samples`` positions out of ``n``, evenly spread, first and last included."""
+    if n <= samples:
+        return list(range(n))
+    if samples <= 1:
+        return [0][:samples]
+    return sorted({round(i * (n - 1) / (samples - 1)) for i in range(samples)})
+
+
+def sample_indexes(
+    conn: Connection, pk: int, stream: int, samples: int, keys: list[str] | None
+) -> list[int]:
+    """Dense indexes of the rows a sample of the stream holds."""
+    where = [history.c.run_pk == pk, history.c.stream == stream]
+    key_set_ids = _matching_key_sets(conn, pk, stream, keys) if keys else None
+    if key_set_ids is None:
+        return evenly(line_count(conn, pk, stream), samples)
+    if not key_set_ids:
+        return []
+    matching = conn.execute(
+        select(history.c.idx)
+        .where(*where, history.c.key_set.in_(key_set_ids))
+        .order_by(history.c.idx)
+    ).scalars().all()
+    return [matching[i] for i in evenly(len(matching), samples)]
+
+
+def sample(
+    conn: Connection, pk: int, stream: int, samples: int, keys: list[str] | None
+) -> list[str]:
+    indexes = sample_indexes(conn, pk, stream, samples, keys)
+    if not indexes:
+        return []
+    dialect = conn.dialect.name
+    stmt = (
+        select(history.c.row)
+        .where(history.c.run_pk == pk, history.c.stream == stream, in_list(dialect, history.c.idx, indexes))
+        .order_by(history.c.idx)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def sample_many(
+    conn: Connection, pks: list[int], stream: int, samples: int, keys: list[str] | None
+) -> dict[int, list[str]]:
+    """``sample`` for many runs in one query."""
+    dialect = conn.dialect.name
+    wanted = {pk: sample_indexes(conn, pk, stream, samples, keys) for pk in pks}
+    clauses = [
+        and_(history.c.run_pk == pk, in_list(dialect, history.c.idx, indexes))
+        for pk, indexes in wanted.items()
+        if indexes
+    ]
+    found: dict[int, list[str]] = {pk: [] for pk in pks}
+    if not clauses:
+        return found
+    stmt = (
+        select(history.c.run_pk, history.c.row)
+        .where(history.c.stream == stream, or_(*clauses))
+        .order_by(history.c.run_pk, history.c.idx)
+    )
+    for pk, row in conn.execute(stmt):
+        found[pk].append(row)
+    return found
+
+
+def scan(
+    conn: Connection,
+    pk: int,
+    stream: int,
+    keys: list[str] | None,
+    after_idx: int,
+    limit: int,
+    min_step: int | None,
+    max_step: int | None,
+) -> list[tuple[int, str]]:
+    """Rows after ``after_idx`` in index order, at most ``limit``, as (idx, row text)."""
+    where = [history.c.run_pk == pk, history.c.stream == stream, history.c.idx > after_idx]
+    if keys:
+        key_set_ids = _matching_key_sets(conn, pk, stream, keys)
+        if key_set_ids is not None:
+            if not key_set_ids:
+                return []
+            where.append(history.c.key_set.in_(key_set_ids))
+    if min_step is not None:
+        where.append(history.c.step >= min_step)
+    if max_step is not None:
+        where.append(history.c.step <= max_step)
+    stmt = select(history.c.idx, history.c.row).where(*where).order_by(history.c.idx).limit(limit)
+    return [tuple(row) for row in conn.execute(stmt)]

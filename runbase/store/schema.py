@@ -1,0 +1,130 @@
+"""The tables. SQLAlchemy Core types only, so the same schema runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from runbase.store.dialect import JSONDoc
+
+metadata = MetaData()
+
+# Stream numbers of history rows.
+STREAMS = {"default": 0, "system": 1}
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False, server_default="user"),
+    Column("created_at", Double, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity_id", Integer, ForeignKey("entities.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("entity_id", "name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("storage_id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("config", JSONDoc, nullable=False),
+    Column("summary", JSONDoc, nullable=False),
+    Column("system_metrics", JSONDoc, nullable=False),
+    Column("run_metadata", JSONDoc, nullable=False),
+    Column("tags", JSONDoc, nullable=False),
+    Column("notes", Text, nullable=True),
+    Column("group", String(256), nullable=True),
+    Column("job_type", String(256), nullable=True),
+    Column("sweep", String(128), nullable=True),
+    Column("username", String(128), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("history_line_count", BigInteger, nullable=False, server_default="0"),
+    Column("system_line_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_step", BigInteger, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    UniqueConstraint("project_id", "run_id"),
+    Index("ix_runs_project_created", "project_id", "created_at"),
+)
+
+key_sets = Table(
+    "key_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.storage_id", ondelete="CASCADE"), nullable=False),
+    Column("stream", SmallInteger, nullable=False),
+    Column("key_list", Text, nullable=False),
+    Column("row_count", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("run_pk", "stream", "key_list"),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("run_pk", Integer, primary_key=True),
+    Column("stream", SmallInteger, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("key_set", Integer, nullable=False),
+    Column("row", Text, nullable=False),
+    Index("ix_history_step", "run_pk", "stream", "step"),
+    Index("ix_history_key_set", "run_pk", "stream", "key_set", "idx"),
+    sqlite_with_rowid=False,
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.storage_id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(64), nullable=False),
+    Column("mimetype", String(256), nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("run_pk", "name"),
+)
+
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("sweep_id", String(128), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("config", JSONDoc, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("project_id", "sweep_id"),
+)
