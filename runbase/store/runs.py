@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, exists, func, select, update
 from runbase.errors import Conflict, InvalidFilter, NotFound
 from runbase.names import display_name
 from runbase.store import filters as filter_compiler
+from runbase.store import order as run_order
 from runbase.store.engine import Store
 from runbase.store.projects import ensure_project, find_project
 from runbase.store.schema import entities, projects, runs
@@ -216,18 +217,18 @@ def query_runs(
     """One page of a project's runs matching ``filters`` in ``order``, and the next cursor."""
     dialect = store.dialect
     where = filter_compiler.compile_filters(filters, dialect)
-    sort = filter_compiler.parse_order(order)
-    sort_value = filter_compiler.sort_value(sort, dialect)
+    sort = run_order.parse_order(order)
+    sort_value = run_order.sort_value(sort, dialect)
     stmt = (
         select(*RUN_COLUMNS, sort_value)
         .select_from(RUNS_FROM)
         .where(entities.c.name == entity, projects.c.name == project, where)
-        .order_by(*filter_compiler.order_by(sort, dialect))
+        .order_by(*run_order.order_by(sort, dialect))
         .limit(limit + 1)
     )
     if cursor is not None:
         value, storage_id = _decode_cursor(cursor)
-        stmt = stmt.where(filter_compiler.after(sort, dialect, value, storage_id))
+        stmt = stmt.where(run_order.after(sort, dialect, value, storage_id))
     mark_crashed(store, entity, project, stale_after)
     with store.read() as conn:
         rows = [dict(row._mapping) for row in conn.execute(stmt)]

@@ -17,14 +17,13 @@ from runbase.store.engine import sqlite_module
 pytestmark = pytest.mark.slow
 
 
-def run_script(code: str, env: dict, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
+def run_script(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
-        **kwargs,
+        timeout=120,
     )
 
 
@@ -43,7 +42,7 @@ def test_rows_are_flushed_at_exit_without_finish(data_dir, backend):
         """,
         env_for(data_dir),
     )
-    assert proc.wait(60) == 0, proc.stderr.read()
+    assert proc.returncode == 0, proc.stderr
     record = backend.get_run(RunPath("tester", "p", "noflush"))
     assert record.history_line_count == 5001 and record.state == "finished"
     assert record.summary["i"] == 4999 and record.summary["last"] is True
@@ -59,14 +58,13 @@ def test_an_uncaught_exception_marks_the_run_crashed(data_dir, backend):
         """,
         env_for(data_dir),
     )
-    assert proc.wait(60) == 1
+    assert proc.returncode == 1, proc.stderr
     record = backend.get_run(RunPath("tester", "p", "boom"))
     assert (record.state, record.exit_code, record.history_line_count) == ("crashed", 1, 1)
 
 
 def test_rows_logged_a_second_before_sigkill_survive(data_dir, backend):
-    proc = run_script(
-        """
+    code = """
         import sys, time
         import runbase
         run = runbase.init(project="p", id="killed")
@@ -77,14 +75,18 @@ def test_rows_logged_a_second_before_sigkill_survive(data_dir, backend):
             i += 1
             if i % 100 == 0:
                 time.sleep(0.001)
-        """,
-        env_for(data_dir),
-    )
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(2.5)
-    killed_at = time.time()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+        """
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, **env_for(data_dir)},
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(2.5)
+        killed_at = time.time()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
     path = RunPath("tester", "p", "killed")
     rows = backend.scan_history(path, "default", None, -1, 10_000_000)
     import orjson
@@ -111,13 +113,10 @@ def test_four_processes_log_into_one_store_at_once(data_dir, backend):
         subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(code), f"w{n}"],
             env={**os.environ, **env_for(data_dir)},
-            stderr=subprocess.PIPE,
-            text=True,
         )
         for n in range(4)
     ]
-    for proc in procs:
-        assert proc.wait(120) == 0, proc.stderr.read()
+    assert [proc.wait(120) for proc in procs] == [0, 0, 0, 0]
     for n in range(4):
         record = backend.get_run(RunPath("tester", "shared", f"w{n}"))
         assert record.history_line_count == 3000 and record.last_step == 2999

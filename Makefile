@@ -1,0 +1,32 @@
+# Three verbs: make demo, make test, make check.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test check bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/runbase demo
+
+test: install
+	$(PY) -m pytest
+
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	bash benchmarks/setup_peers.sh
+	.bench-venv/bin/python benchmarks/bench_ingest.py
+	.bench-venv/bin/python benchmarks/bench_query.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

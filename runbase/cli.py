@@ -1,0 +1,110 @@
+"""The ``runbase`` command: demo, ls, version."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import runbase
+from runbase.errors import RunbaseError
+
+app = typer.Typer(help="runbase: a self-hosted experiment tracker.", no_args_is_help=True)
+console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"runbase {runbase.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """runbase: a self-hosted experiment tracker."""
+
+
+@app.command()
+def demo(
+    project: Annotated[str, typer.Option(help="Project to log into.")] = "demo",
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs per run.")] = 5,
+) -> None:
+    """Train a small model over a grid of hyperparameters, then show the best runs."""
+    from runbase.demo import grid, make_dataset, train
+
+    data = make_dataset()
+    configs = grid()
+    steps_per_run = {
+        b: epochs * (-(-len(data.y_train) // b) + 1) for b in {c["batch_size"] for c in configs}
+    }
+    total = sum(steps_per_run[c["batch_size"]] for c in configs)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("training", total=total)
+        for config in configs:
+            label = f"lr={config['learning_rate']} bs={config['batch_size']} {config['optimizer']}"
+            progress.update(task, description=label)
+            with runbase.init(project=project, config=config, job_type="demo") as run:
+
+                def log(metrics: dict, run=run) -> None:
+                    run.log(metrics)
+                    progress.advance(task)
+
+                run.summary["final_val_acc"] = train(config, data, epochs, log)
+    api = runbase.Api()
+    best = api.runs(project, order="-summary_metrics.final_val_acc", per_page=5)
+    table = _runs_table(f"Best runs of {len(api.runs(project))} in {project!r}", best[:5])
+    console.print(table)
+
+
+@app.command("ls")
+def list_runs(
+    path: Annotated[str, typer.Argument(help="[ENTITY/]PROJECT")],
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many runs.")] = 50,
+    order: Annotated[str, typer.Option(help="Sort order, e.g. -created_at.")] = "-created_at",
+) -> None:
+    """List a project's runs."""
+    if path.count("/") > 1 or not path.strip("/"):
+        raise typer.BadParameter(f"expected [ENTITY/]PROJECT, got {path!r}", param_hint="PATH")
+    try:
+        runs = runbase.Api().runs(path, order=order, per_page=min(limit, 1000))
+        shown = runs[:limit]
+        console.print(_runs_table(f"{len(runs)} runs in {path}", shown))
+    except RunbaseError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _runs_table(title: str, runs: list) -> Table:
+    table = Table(title=title)
+    for column in ("id", "name", "state", "created", "config", "summary"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        summary = {k: v for k, v in run.summary.items() if not k.startswith("_")}
+        table.add_row(run.id, run.name, run.state, _when(run.created_at), _short(run.config),
+                      _short(summary))  # fmt: skip
+    return table
+
+
+def _when(created_at: str) -> str:
+    try:
+        return dt.datetime.fromisoformat(created_at).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(created_at)
+
+
+def _short(values: dict) -> str:
+    parts = []
+    for key, value in values.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        parts.append(f"{key}={shown}")
+    return ", ".join(parts)
