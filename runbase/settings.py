@@ -69,7 +69,9 @@ class Settings:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
         settings = cls(**values)
         if settings.mode not in ("online", "offline", "disabled"):
-            raise ValueError(f"mode must be 'online', 'offline' or 'disabled', not {settings.mode!r}")
+            raise ValueError(
+                f"mode must be 'online', 'offline' or 'disabled', not {settings.mode!r}"
+            )
         return settings
 
     def with_(self, **changes: Any) -> Settings:

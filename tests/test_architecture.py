@@ -64,7 +64,8 @@ def test_public_surface_is_pinned():
 def test_schema_compiles_for_postgresql():
     statements = []
     engine = create_mock_engine(
-        "postgresql+psycopg://", lambda sql, *a, **k: statements.append(str(sql.compile(dialect=engine.dialect)))
+        "postgresql+psycopg://",
+        lambda sql, *a, **k: statements.append(str(sql.compile(dialect=engine.dialect))),
     )
     schema.metadata.create_all(engine, checkfirst=False)
     ddl = "\n".join(statements)

@@ -253,5 +253,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord: ...
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""

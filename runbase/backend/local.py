@@ -183,9 +183,7 @@ class LocalBackend(Backend):
             file_store.remove(self.store, conn, self._pk(path), name)
 
     # projects
-    def list_projects(
-        self, entity: str, per_page: int, cursor: str | None
-    ) -> Page[ProjectRecord]:
+    def list_projects(self, entity: str, per_page: int, cursor: str | None) -> Page[ProjectRecord]:
         _check_per_page(per_page)
         rows = project_store.list_projects(self.store, entity, per_page + 1, cursor)
         more = len(rows) > per_page

@@ -24,7 +24,9 @@ class DisabledRun:
         self.config.update(config or {})
         self.summary = Summary({})
 
-    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    def log(
+        self, data: dict[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
         pass
 
     def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:

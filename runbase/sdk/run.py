@@ -1,4 +1,4 @@
-"""A run being logged: ``init`` creates or resumes it, ``log`` records history, ``finish`` ends it."""
+"""A run being logged: ``init`` creates or resumes it, ``log`` records, ``finish`` ends it."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any
 from runbase.backend import open_backend
 from runbase.backend.base import RESUME_MODES, Backend, NewRun, RunPath, RunRecord
 from runbase.errors import InvalidInput
+from runbase.names import new_run_id
 from runbase.sdk.config import Config, Summary
 from runbase.sdk.metadata import collect_metadata
-from runbase.names import new_run_id
 from runbase.sdk.system import SystemSampler
 from runbase.sdk.values import HAS_NONE, NESTED, clean_document, clean_row, merge_leaves
 from runbase.sdk.writer import DEFAULT, SUMMARY, SYSTEM, KeyIndex, Writer, encode_row
@@ -44,7 +44,9 @@ class Run:
         self._runtime_offset = float(record.summary.get("_runtime") or 0.0)
         self._start = time.time()
         self._saved: dict[Path, str] = {}
-        self._dir = Path(dir) if dir else settings.data_dir / "runs" / str(self._path).replace("/", "_")
+        self._dir = (
+            Path(dir) if dir else settings.data_dir / "runs" / str(self._path).replace("/", "_")
+        )
         self._dir.mkdir(parents=True, exist_ok=True)
         self.config = Config(record.config, persist=self._persist_config)
         self.summary = Summary(dict(record.summary), persist=self._persist_summary)
@@ -121,7 +123,9 @@ class Run:
         return self._step > 0
 
     # logging
-    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    def log(
+        self, data: dict[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
         """Record metrics at the current step (wandb's step rules)."""
         if self._finished:
             raise InvalidInput(f"run {self.path} is finished; start a new one with init()")
@@ -154,7 +158,13 @@ class Run:
         flags = self._pending_flags
         keys = self._keys(row, flags)
         self._writer.queue.append(
-            (DEFAULT, self._step, encode_row(row, flags), keys, tuple(row) if flags & NESTED else None)
+            (
+                DEFAULT,
+                self._step,
+                encode_row(row, flags),
+                keys,
+                tuple(row) if flags & NESTED else None,
+            )
         )
         if flags & (NESTED | HAS_NONE):
             merge_leaves(self.summary._items, row)
@@ -391,9 +401,7 @@ def _check_init_arguments(resume: Any, tags: Any, run_id: Any) -> str | None:
         raise ValueError(f"resume must be one of {RESUME_MODES[1:]} or None, not {resume!r}")
     if resume in ("must", "never") and run_id is None:
         raise ValueError(f"resume={resume!r} needs an id")
-    if tags is not None and (
-        isinstance(tags, str) or not all(isinstance(t, str) for t in tags)
-    ):
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError(f"tags must be a list of strings, not {tags!r}")
     if run_id is not None and (
         not isinstance(run_id, str) or not run_id or "/" in run_id or len(run_id) > 128

@@ -75,7 +75,9 @@ def _key_set_ids(
     )
     found = conn.execute(
         select(key_sets.c.key_list, key_sets.c.id).where(
-            key_sets.c.run_pk == pk, key_sets.c.stream == stream, key_sets.c.key_list.in_(texts.values())
+            key_sets.c.run_pk == pk,
+            key_sets.c.stream == stream,
+            key_sets.c.key_list.in_(texts.values()),
         )
     )
     by_text = {text: id_ for text, id_ in found}
@@ -99,7 +101,9 @@ def _count_key_sets(conn, pk, stream, rows, ids, all_new: bool) -> None:
             history.c.run_pk == pk, history.c.stream == stream, history.c.key_set == key_set
         )
         conn.execute(
-            update(key_sets).where(key_sets.c.id == key_set).values(row_count=total.scalar_subquery())
+            update(key_sets)
+            .where(key_sets.c.id == key_set)
+            .values(row_count=total.scalar_subquery())
         )
 
 
@@ -156,11 +160,15 @@ def sample_indexes(
         return evenly(line_count(conn, pk, stream), samples)
     if not key_set_ids:
         return []
-    matching = conn.execute(
-        select(history.c.idx)
-        .where(*where, history.c.key_set.in_(key_set_ids))
-        .order_by(history.c.idx)
-    ).scalars().all()
+    matching = (
+        conn.execute(
+            select(history.c.idx)
+            .where(*where, history.c.key_set.in_(key_set_ids))
+            .order_by(history.c.idx)
+        )
+        .scalars()
+        .all()
+    )
     return [matching[i] for i in evenly(len(matching), samples)]
 
 
@@ -173,7 +181,11 @@ def sample(
     dialect = conn.dialect.name
     stmt = (
         select(history.c.row)
-        .where(history.c.run_pk == pk, history.c.stream == stream, in_list(dialect, history.c.idx, indexes))
+        .where(
+            history.c.run_pk == pk,
+            history.c.stream == stream,
+            in_list(dialect, history.c.idx, indexes),
+        )
         .order_by(history.c.idx)
     )
     return list(conn.execute(stmt).scalars())

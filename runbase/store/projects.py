@@ -42,9 +42,7 @@ def project_id(conn: Connection, entity: str, project: str) -> int:
 
 
 def _project_columns():
-    run_count = (
-        select(func.count()).where(runs.c.project_id == projects.c.id).scalar_subquery()
-    )
+    run_count = select(func.count()).where(runs.c.project_id == projects.c.id).scalar_subquery()
     return [
         entities.c.name.label("entity"),
         projects.c.name.label("name"),

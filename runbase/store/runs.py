@@ -143,7 +143,9 @@ def update_run(
         pk = run_pk(conn, entity, project, run_id)
         if changes:
             conn.execute(
-                update(runs).where(runs.c.storage_id == pk).values(updated_at=time.time(), **changes)
+                update(runs)
+                .where(runs.c.storage_id == pk)
+                .values(updated_at=time.time(), **changes)
             )
         return _get(conn, entity, project, run_id)
 
@@ -191,14 +193,15 @@ def finish_run(
 
 
 def mark_crashed(store: Store, entity: str, project: str, stale_after: float) -> None:
-    """Runs of the project still 'running' whose heartbeat is older than ``stale_after`` s crashed."""
+    """Mark crashed the project's running runs whose heartbeat is over ``stale_after`` s old."""
     cutoff = time.time() - stale_after
     stale = (runs.c.state == "running") & (runs.c.heartbeat_at < cutoff)
     with store.read() as conn:
         pid = find_project(conn, entity, project)
-        if pid is None or not conn.execute(
-            select(exists().where(runs.c.project_id == pid, stale))
-        ).scalar():
+        if (
+            pid is None
+            or not conn.execute(select(exists().where(runs.c.project_id == pid, stale))).scalar()
+        ):
             return
     with store.write() as conn:
         conn.execute(update(runs).where(runs.c.project_id == pid, stale).values(state="crashed"))

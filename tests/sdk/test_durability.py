@@ -28,7 +28,11 @@ def run_script(code: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def env_for(data_dir) -> dict:
-    return {"RUNBASE_DIR": str(data_dir), "RUNBASE_SYSTEM_INTERVAL": "0", "RUNBASE_ENTITY": "tester"}
+    return {
+        "RUNBASE_DIR": str(data_dir),
+        "RUNBASE_SYSTEM_INTERVAL": "0",
+        "RUNBASE_ENTITY": "tester",
+    }
 
 
 def test_rows_are_flushed_at_exit_without_finish(data_dir, backend):

@@ -78,7 +78,11 @@ def test_a_call_without_step_merges_into_a_pending_explicit_step(backend):
         assert run.step == 8
         run.log({"a": 4})
     got = rows(backend, run)
-    assert [(r["_step"], r["a"], r.get("b")) for r in got] == [(0, 1, None), (7, 3, 1), (8, 4, None)]
+    assert [(r["_step"], r["a"], r.get("b")) for r in got] == [
+        (0, 1, None),
+        (7, 3, 1),
+        (8, 4, None),
+    ]
 
 
 def test_rows_carry_runtime_and_timestamp(backend):

@@ -12,7 +12,9 @@ import runbase
 
 
 def stored_rows(backend, run):
-    return [json.loads(text) for _, text in backend.scan_history(run._path, "default", None, -1, 1000)]
+    return [
+        json.loads(text) for _, text in backend.scan_history(run._path, "default", None, -1, 1000)
+    ]
 
 
 def test_nan_and_infinities_round_trip_exactly(backend):
@@ -23,7 +25,9 @@ def test_nan_and_infinities_round_trip_exactly(backend):
     assert row["inf"] == math.inf and row["ninf"] == -math.inf
     assert row["x"] == 1.5
     summary = backend.get_run(run._path).summary
-    assert math.isnan(summary["nan"]) and summary["inf"] == math.inf and summary["ninf"] == -math.inf
+    assert (
+        math.isnan(summary["nan"]) and summary["inf"] == math.inf and summary["ninf"] == -math.inf
+    )
 
 
 def test_numpy_scalars_become_plain_numbers(backend):

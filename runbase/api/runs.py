@@ -1,0 +1,447 @@
+"""Runs: a lazy, paginated query over a project's runs, and the Run it yields."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runbase.api import history as hist
+from runbase.api.client import Client, iso_time
+from runbase.api.files import File, Files
+from runbase.api.paginator import Paginator
+from runbase.api.summary import Summary
+from runbase.backend.base import NewRun, Page, RunPath, RunQuery, RunRecord
+from runbase.errors import InvalidFilter, NotFound, ReadOnly
+from runbase.names import new_run_id
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from runbase.api.api import Api
+    from runbase.api.sweeps import Sweep
+
+DEFAULT_ORDER = "-created_at"
+# Keys the W&B client keeps in the config for itself; they are not hyperparameters.
+INTERNAL_CONFIG_KEYS = frozenset({"_wandb", "wandb_version"})
+EDITABLE = ("display_name", "tags", "notes", "group", "job_type")
+HISTORY_FORMATS = ("default", "pandas")
+
+
+def check_filters(filters: Any) -> dict[str, Any]:
+    if filters is None:
+        return {}
+    if not isinstance(filters, Mapping):
+        raise InvalidFilter(f"filters must be a dict, not {type(filters).__name__}: {filters!r}")
+    return dict(filters)
+
+
+def check_order(order: Any) -> str:
+    if order is None:
+        return DEFAULT_ORDER
+    key = order[1:] if isinstance(order, str) and order[:1] in "+-" else order
+    if not isinstance(key, str) or not key or key != key.strip() or key[0] in "+-.":
+        raise InvalidFilter(f"order must be [+|-]KEY, e.g. '-created_at', not {order!r}")
+    if key.endswith(".") or ".." in key:
+        raise InvalidFilter(f"order must be [+|-]KEY, e.g. '-created_at', not {order!r}")
+    return order
+
+
+class User(str):
+    """The user who created a run: compares as the username, with W&B's ``name`` and
+    ``username`` attributes."""
+
+    @property
+    def username(self) -> str:
+        return str(self)
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+
+class Runs(Paginator["Run"]):
+    """The runs of a project that match ``filters``, in ``order``, loaded ``per_page`` at a time.
+
+    Iterating again makes no new queries; ``len()`` is one count.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        entity: str,
+        project: str,
+        filters: dict[str, Any] | None = None,
+        order: str | None = None,
+        per_page: int = 50,
+    ) -> None:
+        super().__init__(per_page)
+        self.client = client
+        self.entity = entity
+        self.project = project
+        self.filters = check_filters(filters)
+        self.order = check_order(order)
+
+    def _fetch(self, cursor: str | None) -> Page[RunRecord]:
+        query = RunQuery(self.entity, self.project, self.filters, self.order, self.per_page, cursor)
+        page = self.client.call("query_runs", query)
+        if cursor is None and not page.items:
+            self._check_project()
+        return page
+
+    def _convert(self, item: RunRecord) -> Run:
+        return Run(self.client, self.entity, self.project, item.run_id, attrs=item)
+
+    def _count(self) -> int:
+        count = self.client.call("count_runs", self.entity, self.project, self.filters)
+        if not count:
+            self._check_project()
+        return count
+
+    def _check_project(self) -> None:
+        self.client.call("get_project", self.entity, self.project)
+
+    def _batches(self) -> Iterator[list[Run]]:
+        batch: list[Run] = []
+        for run in self:
+            batch.append(run)
+            if len(batch) == self.per_page:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def histories(
+        self,
+        samples: int = 500,
+        keys: list[str] | None = None,
+        x_axis: str = "_step",
+        format: str = "pandas",
+        stream: str = "default",
+    ) -> pd.DataFrame | list[dict[str, Any]]:
+        """Sampled history of every run, with a ``run_id`` column; one backend call per page.
+
+        ``format="pandas"`` gives one DataFrame (columns sorted), ``"default"`` a list of dicts.
+        """
+        if format not in HISTORY_FORMATS:
+            raise ValueError(f"format must be one of {list(HISTORY_FORMATS)}, not {format!r}")
+        wanted = hist.check_sampling(samples, keys, x_axis, stream)
+        rows: list[dict[str, Any]] = []
+        for batch in self._batches():
+            paths = [run._path for run in batch]
+            found = hist.sample_many(self.client, paths, samples, wanted, stream)
+            for run in batch:
+                rows.extend({**row, "run_id": run.id} for row in found[run._path])
+        return hist.to_frame(rows, sort_columns=True) if format == "pandas" else rows
+
+    def __repr__(self) -> str:
+        return f"<Runs {self.entity}/{self.project}>"
+
+
+class Run:
+    """One run: its attributes as fetched, its history and files."""
+
+    def __init__(
+        self,
+        client: Client,
+        entity: str,
+        project: str,
+        run_id: str,
+        attrs: RunRecord | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.client = client
+        self._path = RunPath(entity, project, run_id)
+        self._attrs: dict[str, Any] = {}
+        self._config: dict[str, Any] = {}
+        self._summary: Summary | None = None
+        self._stored: dict[str, Any] = {}
+        if attrs:
+            self._set_attrs(attrs)
+        else:
+            self.load(force=True)
+
+    @classmethod
+    def create(
+        cls,
+        api: Api,
+        run_id: str | None = None,
+        project: str | None = None,
+        entity: str | None = None,
+    ) -> Run:
+        """Create a run in the project (the Api's default, else ``uncategorized``)."""
+        run_id = run_id or new_run_id()
+        project = project or api.settings.get("project") or "uncategorized"
+        entity = entity or api.default_entity
+        record = api.client.call("create_run", RunPath(entity, project, run_id), NewRun())
+        return cls(api.client, entity, project, run_id, attrs=record)
+
+    def load(self, force: bool = False) -> dict[str, Any]:
+        """Fetch the run's attributes (again, with ``force``)."""
+        if force or not self._attrs:
+            self._set_attrs(self.client.call("get_run", self._path))
+        return self._attrs
+
+    def _set_attrs(self, attrs: RunRecord | Mapping[str, Any]) -> None:
+        values = dict(attrs) if isinstance(attrs, Mapping) else dict(vars(attrs))
+        self._attrs = values
+        config = values.get("config") or {}
+        user_config = {k: v for k, v in config.items() if k not in INTERNAL_CONFIG_KEYS}
+        self._config.clear()
+        self._config.update(user_config)
+        summary = dict(values.get("summary") or {})
+        if self._summary is None:
+            self._summary = Summary(summary, self._merge_summary, self._replace_summary)
+        else:
+            self._summary._reset(summary)
+        self._stored = copy.deepcopy({k: values.get(k) for k in EDITABLE})
+        self._stored["config"] = copy.deepcopy(user_config)
+
+    # identity
+    @property
+    def id(self) -> str:
+        return self._path.run_id
+
+    @property
+    def entity(self) -> str:
+        return self._path.entity
+
+    @property
+    def project(self) -> str:
+        return self._path.project
+
+    @property
+    def path(self) -> str:
+        """``entity/project/run_id``."""
+        return str(self._path)
+
+    @property
+    def storage_id(self) -> Any:
+        return self._attrs.get("storage_id")
+
+    @property
+    def url(self) -> str:
+        return self.client.url(self.entity, self.project, "runs", self.id)
+
+    @property
+    def user(self) -> User:
+        return User(self._attrs.get("username") or self.entity)
+
+    @property
+    def username(self) -> str:
+        return str(self.user)
+
+    # editable attributes
+    @property
+    def name(self) -> str:
+        """The display name; set it and call ``update()`` to store it."""
+        return self._attrs.get("display_name") or self.id
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._attrs["display_name"] = value
+
+    display_name = name
+
+    @property
+    def tags(self) -> list[str]:
+        tags = self._attrs.get("tags")
+        if tags is None:
+            tags = self._attrs["tags"] = []
+        return tags
+
+    @tags.setter
+    def tags(self, value: list[str]) -> None:
+        self._attrs["tags"] = list(value)
+
+    @property
+    def notes(self) -> str | None:
+        return self._attrs.get("notes")
+
+    @notes.setter
+    def notes(self, value: str | None) -> None:
+        self._attrs["notes"] = value
+
+    @property
+    def group(self) -> str | None:
+        return self._attrs.get("group")
+
+    @group.setter
+    def group(self, value: str | None) -> None:
+        self._attrs["group"] = value
+
+    @property
+    def job_type(self) -> str | None:
+        return self._attrs.get("job_type")
+
+    @job_type.setter
+    def job_type(self, value: str | None) -> None:
+        self._attrs["job_type"] = value
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Hyperparameters as plain values; edit them and call ``update()`` to store them."""
+        return self._config
+
+    @property
+    def rawconfig(self) -> dict[str, Any]:
+        """The stored config, keys kept for the W&B client included."""
+        return dict(self._attrs.get("config") or {})
+
+    @property
+    def summary(self) -> Summary:
+        """The last value of each metric; its writes are stored at once."""
+        assert self._summary is not None
+        return self._summary
+
+    @property
+    def summary_metrics(self) -> dict[str, Any]:
+        return dict(self.summary)
+
+    # read-only attributes
+    @property
+    def state(self) -> str:
+        return self._attrs.get("state", "not found")
+
+    @property
+    def created_at(self) -> str | None:
+        return iso_time(self._attrs.get("created_at"))
+
+    @property
+    def heartbeat_at(self) -> str | None:
+        return iso_time(self._attrs.get("heartbeat_at"))
+
+    @property
+    def system_metrics(self) -> dict[str, Any]:
+        return dict(self._attrs.get("system_metrics") or {})
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._attrs.get("metadata") or {})
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self._attrs.get("read_only", False))
+
+    @property
+    def sweep_name(self) -> str | None:
+        return self._attrs.get("sweep")
+
+    @property
+    def sweep(self) -> Sweep | None:
+        from runbase.api.sweeps import Sweep
+
+        if not self.sweep_name:
+            return None
+        path = RunPath(self.entity, self.project, self.sweep_name)
+        return self.client.cached(("sweep", path), lambda: Sweep(self.client, *path))
+
+    @property
+    def history_line_count(self) -> int:
+        return self._attrs.get("history_line_count") or 0
+
+    @property
+    def lastHistoryStep(self) -> int:  # noqa: N802 (W&B's name)
+        last = self._attrs.get("last_step")
+        return -1 if last is None else last
+
+    @property
+    def history_keys(self) -> dict[str, Any]:
+        """W&B's shape: ``{"keys": {key: {"typeCounts": [...]}}, "lastStep": step}``."""
+        found = self.client.cached(
+            ("history_keys", self._path, "default"),
+            lambda: self.client.call("history_keys", self._path, "default"),
+        )
+        keys = {
+            key: {"typeCounts": [{"type": "number", "count": count}]}
+            for key, count in found.keys.items()
+        }
+        return {"keys": keys, "lastStep": -1 if found.last_step is None else found.last_step}
+
+    # writes
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnly(f"run {self.path} is read-only")
+
+    def _merge_summary(self, changes: dict[str, Any]) -> None:
+        self._check_writable()
+        self.client.call("update_summary", self._path, changes)
+
+    def _replace_summary(self, values: dict[str, Any]) -> None:
+        self._check_writable()
+        self.client.call("update_run", self._path, summary=values)
+
+    def update(self) -> None:
+        """Store changes to name, tags, notes, group, job_type, config and summary."""
+        self._check_writable()
+        changes = {k: copy.deepcopy(self._attrs.get(k)) for k in EDITABLE}
+        changes = {k: v for k, v in changes.items() if v != self._stored.get(k)}
+        if self._config != self._stored["config"]:
+            internal = {k: v for k, v in self.rawconfig.items() if k in INTERNAL_CONFIG_KEYS}
+            changes["config"] = {**internal, **copy.deepcopy(self._config)}
+        if self.summary.dirty:
+            changes["summary"] = copy.deepcopy(self.summary._json_dict)
+        if changes:
+            self._set_attrs(self.client.call("update_run", self._path, **changes))
+            self.client.forget(self._path)
+
+    # files
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> Files:
+        """The run's files (only ``names`` when given)."""
+        names = list(names or [])
+        key = ("files", self._path, tuple(names), per_page)
+        return self.client.cached(key, lambda: Files(self.client, self, names, per_page))
+
+    def file(self, name: str) -> File:
+        """One file of the run, by name."""
+        found = self.client.cached(
+            ("file", self._path, name),
+            lambda: self.client.call("list_files", self._path, [name], 1, None),
+        )
+        if not found.items:
+            raise NotFound(f"file {name!r} not found in run {self.path}")
+        return File(self.client, found.items[0], run=self)
+
+    def upload_file(self, path: str | os.PathLike[str], root: str = ".") -> File:
+        """Store a local file with the run, named by its path relative to ``root``."""
+        self._check_writable()
+        local = Path(path)
+        name = os.path.relpath(local.resolve(), Path(root).resolve()).replace(os.sep, "/")
+        record = self.client.call("put_file", self._path, name, local.read_bytes())
+        self.client.forget(self._path)
+        return File(self.client, record, run=self)
+
+    # history
+    def history(
+        self,
+        samples: int = 500,
+        keys: list[str] | None = None,
+        x_axis: str = "_step",
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> pd.DataFrame | list[dict[str, Any]]:
+        """At most ``samples`` rows evenly spread over the run, first and last included.
+
+        With ``keys``, only rows holding all of them (and ``x_axis``), with just those keys.
+        """
+        wanted = hist.check_sampling(samples, keys, x_axis, stream)
+        rows = hist.sample(self.client, self._path, samples, wanted, stream)
+        return hist.to_frame(rows) if pandas else rows
+
+    def scan_history(
+        self,
+        keys: list[str] | None = None,
+        page_size: int = 1000,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> hist.HistoryScan:
+        """Every row in step order, unsampled, ``page_size`` rows per fetch.
+
+        With ``keys``, only rows holding all of them, with just those keys. ``min_step`` is
+        inclusive, ``max_step`` exclusive.
+        """
+        return hist.HistoryScan(self.client, self._path, keys, page_size, min_step, max_step)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} ({self.state})>"
