@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from orjson import JSONDecodeError, loads
+
 from runbase.api.client import Client
 from runbase.api.paginator import check_per_page
 from runbase.backend.base import STREAMS, RunPath
@@ -122,9 +124,8 @@ class HistoryScan:
         self.stream = check_stream(stream)
         self._rows: Iterator[Row] | None = None
 
-    def __iter__(self) -> HistoryScan:
-        self._rows = self._scan()
-        return self
+    def __iter__(self) -> Iterator[Row]:
+        return self._scan()
 
     def __next__(self) -> Row:
         if self._rows is None:
@@ -142,8 +143,15 @@ class HistoryScan:
                 "scan_history", self.path, self.stream, self.keys or None, after,
                 self.page_size, self.min_step, last,
             )  # fmt: skip
-            for _, text in page:
-                yield select(decode_row(text), self.keys or None)
+            if self.keys:
+                for _, text in page:
+                    yield select(decode_row(text), self.keys)
+            else:
+                for _, text in page:
+                    try:
+                        yield loads(text)
+                    except JSONDecodeError:
+                        yield decode_row(text)
             if len(page) < self.page_size:
                 return
             after = page[-1][0]

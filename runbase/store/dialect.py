@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +207,27 @@ def insert_ignore(dialect_name: str, table):
     return sqlite_dialect.insert(table).on_conflict_do_nothing()
 
 
+def insert_many(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> int:
+    """INSERT-or-ignore of many rows given as tuples, straight to the driver's executemany
+    (several times faster than binding dicts through SQLAlchemy). Returns the rows inserted."""
+    sql = _insert_sql(conn.dialect, table, columns)
+    if conn.dialect.paramstyle not in ("qmark", "format", "numeric"):
+        rows = [dict(zip(columns, row, strict=True)) for row in rows]
+    return conn.exec_driver_sql(sql, rows).rowcount
+
+
+_INSERT_SQL: dict[tuple, str] = {}
+
+
+def _insert_sql(dialect, table, columns: tuple[str, ...]) -> str:
+    key = (dialect.name, dialect.paramstyle, table.name, columns)
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        stmt = insert_ignore(dialect.name, table).values({c: bindparam(c) for c in columns})
+        sql = _INSERT_SQL[key] = str(stmt.compile(dialect=dialect))
+    return sql
+
+
 # JSON documents in filters and ordering.
 #
 # A spot is a place in a JSON document: a path into a document column, or an element of an
@@ -214,10 +236,25 @@ def insert_ignore(dialect_name: str, table):
 # number, string, boolean, null, object, array. Paths from user keys are always bound.
 
 NAN_TAG = {FLOAT_TAG: "NaN"}
-SORT_RANKS = {"number": 0, "string": 1, "object": 2, "array": 3, "boolean": 4}
+COMPARISONS = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 Test = Callable[[Any], ColumnElement]
 Tests = Mapping[str, Sequence[Test]]
+
+
+@dataclass(frozen=True, eq=False)
+class Screen:
+    """A cheap condition that every match meets; ``exact`` when a value of the tested kind
+    meets it only if it passes the test, which then need not run again."""
+
+    condition: ColumnElement
+    exact: bool
 
 
 def json_dialect(dialect_name: str) -> SqliteJSON | PostgresJSON:
@@ -274,6 +311,7 @@ class SqliteJSON:
         "object": ("object",),
         "array": ("array",),
     }
+    NAN_TEXT = '{"$float":"NaN"}'
 
     def spot(self, doc: ColumnElement, segments: Sequence[str]) -> SqliteSpot:
         """The place at ``segments`` in ``doc``; a whole number also indexes an array."""
@@ -292,7 +330,7 @@ class SqliteJSON:
                 tail += _sqlite_label(segment)
         return self._at(doc, self._join(head, tail))
 
-    def literal_spot(self, json_text: str | None) -> SqliteSpot:
+    def literal_spot(self, json_text: str) -> SqliteSpot:
         return self._at(literal(json_text, String), literal("$"))
 
     def missing(self, spot: SqliteSpot) -> ColumnElement:
@@ -304,15 +342,32 @@ class SqliteJSON:
     def bind(self, kind: str, value: Any) -> Any:
         return int(value) if kind == "boolean" else value
 
-    def match(self, spot: SqliteSpot, tests: Tests, elements: bool) -> ColumnElement:
-        """Whether the value at ``spot`` passes a test for its kind (or, with ``elements``,
-        whether it is an array with an element that does)."""
-        inner = self._any_element(spot, tests) if elements else None
+    def match(self, spot: SqliteSpot, tests: Tests, elements: Tests | None) -> ColumnElement:
+        """Whether the value at ``spot`` passes one of the ``tests`` for its kind, or is an
+        array with an element that passes one of the ``elements`` tests."""
+        inner = self._any_element(spot, elements) if elements else None
         branches = _branches(spot, tests, inner)
         whens = {name: cond for kind, cond in branches.items() for name in self.TYPES[kind]}
         if not whens:
             return false()
         return case(whens, value=spot.kind, else_=false())
+
+    def screen(self, spot: SqliteSpot, op: str, values: Sequence[Any]) -> Screen | None:
+        """A one-lookup first pass before ``match``, met by every array and by every value
+        of the kind of ``values`` that passes ``op``; None where there is none."""
+        x = spot.value
+        kind = json_kind(values[0])
+        if kind == "string" and op == "eq":
+            return Screen(x.between(min(*values, "["), max(*values, "\\")), exact=False)
+        if kind != "number":
+            return None
+        if op == "eq":
+            listed = [literal(v) for v in (*values, "")]
+            return Screen(func.min(x, literal("")).in_(listed), exact=True)
+        if op in ("gt", "gte"):
+            return Screen(COMPARISONS[op](x, values[0]), exact=True)
+        above = values[0] if op == "lt" else _next_float_up(values[0])
+        return None if above is None else Screen(~x.between(above, literal("[")), exact=True)
 
     def equals(self, spot: SqliteSpot, value: Any) -> ColumnElement:
         """Exact equality, kind included; objects compare without regard to key order."""
@@ -335,11 +390,9 @@ class SqliteJSON:
         return func.json_array_length(spot.doc, spot.path)
 
     def sort_parts(self, spot: SqliteSpot) -> list[ColumnElement]:
-        """Sort keys: the kind's rank (NULL for null, missing and NaN), then the value."""
-        nan = func.json_extract(spot.doc, spot.path + literal(_sqlite_label(FLOAT_TAG)))
-        ranks = {name: rank for kind, rank in SORT_RANKS.items() for name in self.TYPES[kind]}
-        ranks["object"] = case((nan == "NaN", null()), else_=SORT_RANKS["object"])
-        return [case(ranks, value=spot.kind), spot.value]
+        """Sort keys, NULL for missing, null and NaN: SQLite orders numbers (and booleans,
+        as 0 and 1) before text (strings, and objects and arrays as JSON text)."""
+        return [func.nullif(spot.value, literal(self.NAN_TEXT))]
 
     def json_text(self, spot: SqliteSpot) -> ColumnElement:
         return spot.doc.op("->", return_type=String)(spot.path)
@@ -362,7 +415,7 @@ class SqliteJSON:
     def _any_element(self, spot: SqliteSpot, tests: Tests) -> ColumnElement:
         each = func.json_each(spot.doc, spot.path).table_valued("type", "atom", "fullkey")
         element = SqliteSpot(spot.doc, each.c.fullkey, each.c.type, each.c.atom)
-        cond = self.match(element, tests, elements=False)
+        cond = self.match(element, tests, elements=None)
         return select(literal(1)).select_from(each).where(cond).exists()
 
 
@@ -373,6 +426,13 @@ def _sqlite_label(key: str) -> str:
         for ch in key
     )
     return f'."{escaped}"'
+
+
+def _next_float_up(value: float) -> float | None:
+    """The least float above ``value``, where every number up to ``value`` is below it."""
+    if not math.isfinite(value) or abs(value) >= 2**53:
+        return None
+    return math.nextafter(float(value), math.inf)
 
 
 @dataclass(frozen=True, eq=False)
@@ -400,8 +460,8 @@ class PostgresJSON:
         path = bindparam(None, list(segments), type_=postgresql.ARRAY(Text))
         return PostgresSpot(doc.op("#>", return_type=_RawJSONB())(path))
 
-    def literal_spot(self, json_text: str | None) -> PostgresSpot:
-        return PostgresSpot(self._jsonb(literal(json_text, Text)))
+    def literal_spot(self, json_text: str) -> PostgresSpot:
+        return PostgresSpot(self._jsonb(json_text))
 
     def missing(self, spot: PostgresSpot) -> ColumnElement:
         return spot.value.is_(None)
@@ -422,50 +482,57 @@ class PostgresJSON:
             return literal(value, Boolean)
         return literal(value, Text)
 
-    def match(self, spot: PostgresSpot, tests: Tests, elements: bool) -> ColumnElement:
-        """Whether the value at ``spot`` passes a test for its kind (or, with ``elements``,
-        whether it is an array with an element that does)."""
-        inner = self._any_element(spot, tests) if elements else None
+    def match(self, spot: PostgresSpot, tests: Tests, elements: Tests | None) -> ColumnElement:
+        """Whether the value at ``spot`` passes one of the ``tests`` for its kind, or is an
+        array with an element that passes one of the ``elements`` tests."""
+        inner = self._any_element(spot, elements) if elements else None
         branches = _branches(spot, tests, inner)
         if not branches:
             return false()
         return case(branches, value=self._kind(spot.value), else_=false())
 
+    def screen(self, spot: PostgresSpot, op: str, values: Sequence[Any]) -> Screen | None:
+        return None
+
     def equals(self, spot: PostgresSpot, value: Any) -> ColumnElement:
         """Exact equality, kind included (``jsonb`` equality)."""
-        return spot.value == self._jsonb(literal(encode_doc(value, tag_infinity=True), Text))
+        return spot.value == self._jsonb(encode_doc(value, tag_infinity=True))
 
     def array_length(self, spot: PostgresSpot) -> ColumnElement:
         x = spot.value
         return case((func.jsonb_typeof(x) == "array", func.jsonb_array_length(x)))
 
     def sort_parts(self, spot: PostgresSpot) -> list[ColumnElement]:
-        """Sort keys: the kind's rank (NULL for null, missing and NaN), the number, the value."""
+        """Sort keys as on SQLite: numbers and booleans, then text; NULL for missing, null
+        and NaN."""
         x = spot.value
-        is_nan = x == self._jsonb(literal(encode_doc(NAN_TAG, True), Text))
-        kind = case((is_nan, null()), else_=self._kind(x))
-        rank = case(SORT_RANKS, value=kind)
-        number = case((kind == "number", self.value(spot, "number")))
-        return [rank, number, x]
+        kind = case((x == self._jsonb(encode_doc(NAN_TAG, True)), null()), else_=self._kind(x))
+        rank = case({"number": 0, "boolean": 0, "string": 1, "object": 1, "array": 1}, value=kind)
+        number = case(
+            (kind == "number", self.value(spot, "number")),
+            (kind == "boolean", case((x == self._jsonb("true"), 1), else_=0)),
+        )
+        text = case((kind == "string", self._text(x)), (rank == 1, cast(x, Text)))
+        return [rank, number, text.collate("C")]
 
     def json_text(self, spot: PostgresSpot) -> ColumnElement:
         return cast(spot.value, Text)
 
     def _kind(self, x: ColumnElement) -> ColumnElement:
-        infinities = [self._jsonb(literal(encode_doc(tag, True), Text)) for tag in self.INFINITIES]
+        infinities = [self._jsonb(encode_doc(tag, True)) for tag in self.INFINITIES]
         return case((x.in_(infinities), "number"), else_=func.jsonb_typeof(x))
 
     def _text(self, x: ColumnElement) -> ColumnElement:
         return x.op("#>>", return_type=Text)(bindparam(None, [], type_=postgresql.ARRAY(Text)))
 
-    def _jsonb(self, text: ColumnElement) -> ColumnElement:
-        return cast(text, _RawJSONB())
+    def _jsonb(self, json_text: str) -> ColumnElement:
+        return cast(literal(json_text, Text), _RawJSONB())
 
     def _any_element(self, spot: PostgresSpot, tests: Tests) -> ColumnElement:
         x = spot.value
         array = case((func.jsonb_typeof(x) == "array", x))
-        element = func.jsonb_array_elements(array).column_valued("elem", type_=_RawJSONB())
-        cond = self.match(PostgresSpot(element), tests, elements=False)
+        element = func.jsonb_array_elements(array, type_=_RawJSONB()).column_valued("elem")
+        cond = self.match(PostgresSpot(element), tests, elements=None)
         return select(literal(1)).where(cond).exists()
 
 
@@ -475,22 +542,25 @@ def _pg_number(value: int | float) -> str:
     return repr(value)
 
 
-def insert_many(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> int:
-    """INSERT-or-ignore of many rows given as tuples, straight to the driver's executemany
-    (several times faster than binding dicts through SQLAlchemy). Returns the rows inserted."""
-    sql = _insert_sql(conn.dialect, table, columns)
-    if conn.dialect.paramstyle not in ("qmark", "format", "numeric"):
-        rows = [dict(zip(columns, row, strict=True)) for row in rows]
-    return conn.exec_driver_sql(sql, rows).rowcount
+def fetch_all(conn, stmt) -> list[tuple]:
+    """All rows of a SELECT as plain tuples, straight from the driver's cursor: for reads of
+    many rows, where SQLAlchemy's per-row processing would cost more than the query."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    if compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
-_INSERT_SQL: dict[tuple, str] = {}
+def _sqlite_from_hint(self, table, text):
+    return text
 
 
-def _insert_sql(dialect, table, columns: tuple[str, ...]) -> str:
-    key = (dialect.name, dialect.paramstyle, table.name, columns)
-    sql = _INSERT_SQL.get(key)
-    if sql is None:
-        stmt = insert_ignore(dialect.name, table).values({c: bindparam(c) for c in columns})
-        sql = _INSERT_SQL[key] = str(stmt.compile(dialect=dialect))
-    return sql
+# SQLite's compiler drops table hints; ours are "INDEXED BY ix", which SQLite reads after the
+# table name, exactly where SQLAlchemy puts a FROM hint.
+sqlite_dialect.base.SQLiteCompiler.get_from_hint_text = _sqlite_from_hint

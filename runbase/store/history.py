@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, func, or_, select, update
 
-from runbase.store.dialect import in_list, insert_ignore, insert_many
+from runbase.store.dialect import fetch_all, in_list, insert_ignore, insert_many
 from runbase.store.runs import merge_document_pk
 from runbase.store.schema import STREAMS, history, key_sets, runs
 
@@ -125,16 +125,27 @@ def _key_sets(conn: Connection, pk: int, stream: int) -> list[tuple[tuple[str, .
     return [(tuple(orjson.loads(text)), n) for text, n, _ in found]
 
 
-def _matching_key_sets(conn: Connection, pk: int, stream: int, keys: list[str]) -> list[int] | None:
-    """Ids of the key sets that hold every key; None when every set does (no filter needed)."""
+def _matching_key_sets(
+    conn: Connection, pk: int, stream: int, keys: list[str]
+) -> tuple[list[int] | None, bool]:
+    """Ids of the key sets that hold every key (None when every set does: no filter needed),
+    and whether their rows are few enough to read through the key-set index."""
     wanted = set(keys)
     found = conn.execute(
-        select(key_sets.c.id, key_sets.c.key_list).where(
+        select(key_sets.c.id, key_sets.c.key_list, key_sets.c.row_count).where(
             key_sets.c.run_pk == pk, key_sets.c.stream == stream
         )
     ).all()
-    matching = [id_ for id_, text in found if wanted <= set(orjson.loads(text))]
-    return None if len(matching) == len(found) else matching
+    matching = [(id_, n) for id_, text, n in found if wanted <= set(orjson.loads(text))]
+    if len(matching) == len(found):
+        return None, False
+    rows = sum(n for _, n in matching)
+    return [id_ for id_, _ in matching], rows * 4 < sum(n for _, _, n in found)
+
+
+def _by_key_set(stmt, sparse: bool):
+    """Read through the key-set index when the matching rows are few."""
+    return stmt.with_hint(history, "INDEXED BY ix_history_key_set", "sqlite") if sparse else stmt
 
 
 def line_count(conn: Connection, pk: int, stream: int) -> int:
@@ -155,20 +166,17 @@ def sample_indexes(
 ) -> list[int]:
     """Dense indexes of the rows a sample of the stream holds."""
     where = [history.c.run_pk == pk, history.c.stream == stream]
-    key_set_ids = _matching_key_sets(conn, pk, stream, keys) if keys else None
+    key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
     if key_set_ids is None:
         return evenly(line_count(conn, pk, stream), samples)
     if not key_set_ids:
         return []
-    matching = (
-        conn.execute(
-            select(history.c.idx)
-            .where(*where, history.c.key_set.in_(key_set_ids))
-            .order_by(history.c.idx)
-        )
-        .scalars()
-        .all()
+    stmt = (
+        select(history.c.idx)
+        .where(*where, history.c.key_set.in_(key_set_ids))
+        .order_by(history.c.idx)
     )
+    matching = [idx for (idx,) in fetch_all(conn, _by_key_set(stmt, sparse))]
     return [matching[i] for i in evenly(len(matching), samples)]
 
 
@@ -226,16 +234,42 @@ def scan(
     max_step: int | None,
 ) -> list[tuple[int, str]]:
     """Rows after ``after_idx`` in index order, at most ``limit``, as (idx, row text)."""
-    where = [history.c.run_pk == pk, history.c.stream == stream, history.c.idx > after_idx]
-    if keys:
-        key_set_ids = _matching_key_sets(conn, pk, stream, keys)
-        if key_set_ids is not None:
-            if not key_set_ids:
-                return []
-            where.append(history.c.key_set.in_(key_set_ids))
+    where = [history.c.run_pk == pk, history.c.stream == stream]
+    key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
+    if key_set_ids is not None:
+        if not key_set_ids:
+            return []
+        where.append(history.c.key_set.in_(key_set_ids))
     if min_step is not None:
-        where.append(history.c.step >= min_step)
+        after_idx = max(after_idx, _first_index_at(conn, pk, stream, min_step) - 1)
     if max_step is not None:
-        where.append(history.c.step <= max_step)
-    stmt = select(history.c.idx, history.c.row).where(*where).order_by(history.c.idx).limit(limit)
-    return [tuple(row) for row in conn.execute(stmt)]
+        where.append(history.c.idx <= _last_index_at(conn, pk, stream, max_step))
+    stmt = (
+        select(history.c.idx, history.c.row)
+        .where(*where, history.c.idx > after_idx)
+        .order_by(history.c.idx)
+        .limit(limit)
+    )
+    return fetch_all(conn, _by_key_set(stmt, sparse))
+
+
+def _first_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
+    """Index of the first row at ``step`` or later (steps grow with the index)."""
+    found = conn.execute(
+        select(history.c.idx)
+        .where(history.c.run_pk == pk, history.c.stream == stream, history.c.step >= step)
+        .order_by(history.c.step)
+        .limit(1)
+    ).scalar()
+    return line_count(conn, pk, stream) if found is None else found
+
+
+def _last_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
+    """Index of the last row at ``step`` or earlier; -1 when there is none."""
+    found = conn.execute(
+        select(history.c.idx)
+        .where(history.c.run_pk == pk, history.c.stream == stream, history.c.step <= step)
+        .order_by(history.c.step.desc())
+        .limit(1)
+    ).scalar()
+    return -1 if found is None else found
