@@ -208,9 +208,16 @@ def insert_ignore(dialect_name: str, table):
 
 
 def insert_many(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> int:
-    """INSERT-or-ignore of many rows given as tuples, straight to the driver's executemany
-    (several times faster than binding dicts through SQLAlchemy). Returns the rows inserted."""
+    """INSERT-or-ignore of many rows given as tuples; returns how many were new.
+
+    On SQLite the whole batch is bound as one JSON array and inserted by one statement
+    (``INSERT ... SELECT ... FROM json_each(?)``): the driver then releases the GIL once per
+    batch instead of once per row, so a logging thread is not slowed down while a batch is
+    stored. Elsewhere the rows go to the driver's executemany.
+    """
     sql = _insert_sql(conn.dialect, table, columns)
+    if conn.dialect.name == "sqlite":
+        return conn.exec_driver_sql(sql, (orjson.dumps(rows),)).rowcount
     if conn.dialect.paramstyle not in ("qmark", "format", "numeric"):
         rows = [dict(zip(columns, row, strict=True)) for row in rows]
     return conn.exec_driver_sql(sql, rows).rowcount
@@ -222,18 +229,19 @@ _INSERT_SQL: dict[tuple, str] = {}
 def _insert_sql(dialect, table, columns: tuple[str, ...]) -> str:
     key = (dialect.name, dialect.paramstyle, table.name, columns)
     sql = _INSERT_SQL.get(key)
-    if sql is None:
+    if sql is None and dialect.name == "sqlite":
+        names = ", ".join(f'"{c}"' for c in columns)
+        values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+        sql = (
+            f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM json_each(?) '
+            "WHERE true ON CONFLICT DO NOTHING"
+        )
+    elif sql is None:
         stmt = insert_ignore(dialect.name, table).values({c: bindparam(c) for c in columns})
-        sql = _INSERT_SQL[key] = str(stmt.compile(dialect=dialect))
+        sql = str(stmt.compile(dialect=dialect))
+    _INSERT_SQL[key] = sql
     return sql
 
-
-# JSON documents in filters and ordering.
-#
-# A spot is a place in a JSON document: a path into a document column, or an element of an
-# array being scanned. ``SqliteJSON`` and ``PostgresJSON`` turn questions about a spot (what
-# kind of value it holds, the value, its elements, its sort key) into SQL. Kinds are JSON's:
-# number, string, boolean, null, object, array. Paths from user keys are always bound.
 
 NAN_TAG = {FLOAT_TAG: "NaN"}
 COMPARISONS = {
