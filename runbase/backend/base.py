@@ -105,9 +105,10 @@ class SweepRecord:
     created_at: float
 
 
-@dataclass
-class HistoryRow:
-    """One history row ready to store: ``keys`` sorted, ``row`` its JSON text."""
+class HistoryRow(NamedTuple):
+    """One history row ready to store: ``keys`` its sorted leaf keys, ``row`` its JSON text.
+
+    Rows of a stream have dense indexes (0, 1, 2, ...) and steps that grow with the index."""
 
     idx: int
     step: int
@@ -187,8 +188,9 @@ class Backend(abc.ABC):
     def append_history(
         self, path: RunPath, stream: str, rows: list[HistoryRow], latest: dict[str, Any]
     ) -> None:
-        """Store rows (a retried row, same ``idx``, is stored once) and merge ``latest`` into
-        the summary (``default``) or the system metrics (``system``), in one transaction."""
+        """Store rows, in index order (a retried row, same ``idx``, is stored once), and merge
+        ``latest`` into the summary (``default``) or the system metrics (``system``), in one
+        transaction."""
 
     @abc.abstractmethod
     def history_keys(self, path: RunPath, stream: str = "default") -> HistoryKeys: ...

@@ -102,13 +102,12 @@ class LocalBackend(Backend):
     def append_history(
         self, path: RunPath, stream: str, rows: list[HistoryRow], latest: dict[str, Any]
     ) -> None:
-        if not rows:
-            return
         number = history_store.stream_number(stream)
+        if not rows and not latest:
+            return
         pk = self._pk(path)
-        tuples = [(r.idx, r.step, r.keys, r.row) for r in rows]
         with self.store.write() as conn:
-            history_store.append(conn, pk, number, tuples, latest)
+            history_store.append(conn, pk, number, rows, latest)
 
     def history_keys(self, path: RunPath, stream: str = "default") -> HistoryKeys:
         number = history_store.stream_number(stream)

@@ -141,7 +141,9 @@ class Run:
                 if self._pending:
                     self._commit()
                 self._step = step
-        if flags & NESTED:
+        if not self._pending:
+            self._pending = row
+        elif flags & NESTED:
             merge_leaves(self._pending, row)
         else:
             self._pending.update(row)

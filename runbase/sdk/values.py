@@ -15,6 +15,8 @@ from typing import Any
 SCALARS = (int, float, bool, str, type(None))
 NUMBERS = (int, float, bool)
 NONFINITE, NESTED, HAS_NONE = 1, 2, 4
+_PLAIN_NUMBERS = frozenset((int, float))
+_STR = frozenset((str,))
 
 
 def clean_row(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -22,6 +24,12 @@ def clean_row(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     infinity, ``NESTED`` when it holds a dict, ``HAS_NONE`` when it holds a None."""
     if not isinstance(data, dict):
         raise TypeError(f"log() takes a dict, not {type(data).__name__}")
+    if _PLAIN_NUMBERS.issuperset(map(type, data.values())) and _STR.issuperset(map(type, data)):
+        try:
+            total = math.fsum(data.values())
+        except (OverflowError, ValueError):  # huge ints, or +inf and -inf together
+            return _clean_dict("", data)
+        return dict(data), (NONFINITE if total - total != 0.0 else 0)
     return _clean_dict("", data)
 
 

@@ -129,6 +129,7 @@ class Writer:
         touched: set[str] = set()
         system_latest: dict[str, Any] = {}
         next_index = self._next_index
+        seen_keys: tuple[str, ...] | None = None
         for kind, step, text, keys, extra in items:
             if kind == SUMMARY:
                 touched.update(extra)
@@ -137,7 +138,11 @@ class Writer:
             next_index[kind] = idx + 1
             if kind == DEFAULT:
                 rows[DEFAULT].append(HistoryRow(idx, step, keys, text))
-                touched.update(extra or keys)
+                if extra:
+                    touched.update(extra)
+                elif keys is not seen_keys:  # rows of one shape share one keys tuple
+                    touched.update(keys)
+                    seen_keys = keys
             else:
                 rows[SYSTEM].append(HistoryRow(idx, idx, keys, text))
                 system_latest.update(extra)

@@ -8,6 +8,7 @@ hold them all and then touches only rows of those sets.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -36,33 +37,33 @@ def append(
     rows: list[tuple[int, int, tuple[str, ...], str]],
     latest: dict[str, Any],
 ) -> int:
-    """Store (idx, step, keys, row_text) rows; rows already stored are skipped. Returns how
-    many were new."""
-    ids = _key_set_ids(conn, pk, stream, {keys for _, _, keys, _ in rows})
-    params = [(pk, stream, idx, step, ids[keys], text) for idx, step, keys, text in rows]
-    inserted = insert_many(conn, history, HISTORY_COLUMNS, params)
-    if inserted:
-        _count_key_sets(conn, pk, stream, rows, ids, all_new=inserted == len(rows))
-    last_idx = max(idx for idx, _, _, _ in rows)
-    line_count = LINE_COUNT[stream]
-    values: dict[Any, Any] = {
-        line_count: func.max(line_count, last_idx + 1)
-        if conn.dialect.name == "sqlite"
-        else func.greatest(line_count, last_idx + 1),
-        runs.c.heartbeat_at: time.time(),
-    }
-    if stream == 0:
-        last_step = max(step for _, step, _, _ in rows)
-        values[runs.c.last_step] = func.coalesce(
-            func.max(runs.c.last_step, last_step)
-            if conn.dialect.name == "sqlite"
-            else func.greatest(runs.c.last_step, last_step),
-            last_step,
-        )
+    """Store (idx, step, keys, row_text) rows given in index order; rows already stored are
+    skipped. Merges ``latest`` into the run's summary or system metrics. Returns how many rows
+    were new."""
+    inserted = 0
+    values: dict[Any, Any] = {runs.c.heartbeat_at: time.time()}
+    if rows:
+        ids = _key_set_ids(conn, pk, stream, {row[2] for row in rows})
+        params = [(pk, stream, idx, step, ids[keys], text) for idx, step, keys, text in rows]
+        inserted = insert_many(conn, history, HISTORY_COLUMNS, params)
+        if inserted:
+            _count_key_sets(conn, pk, stream, rows, ids, all_new=inserted == len(rows))
+        last_idx, last_step = rows[-1][0], rows[-1][1]
+        values[LINE_COUNT[stream]] = _greatest(conn, LINE_COUNT[stream], last_idx + 1)
+        if stream == 0:
+            values[runs.c.last_step] = func.coalesce(
+                _greatest(conn, runs.c.last_step, last_step), last_step
+            )
     conn.execute(update(runs).where(runs.c.storage_id == pk).values(values))
     if latest:
         merge_document_pk(conn, pk, LATEST_DOCUMENT[stream], latest)
     return inserted
+
+
+def _greatest(conn: Connection, column, value):
+    if conn.dialect.name == "sqlite":
+        return func.max(column, value)
+    return func.greatest(column, value)
 
 
 def _key_set_ids(
@@ -86,10 +87,9 @@ def _key_set_ids(
 
 def _count_key_sets(conn, pk, stream, rows, ids, all_new: bool) -> None:
     if all_new:
-        counts: dict[int, int] = {}
-        for _, _, keys, _ in rows:
-            counts[ids[keys]] = counts.get(ids[keys], 0) + 1
-        for key_set, n in counts.items():
+        by_keys = Counter(row[2] for row in rows)
+        for keys, n in by_keys.items():
+            key_set = ids[keys]
             conn.execute(
                 update(key_sets)
                 .where(key_sets.c.id == key_set)
@@ -255,21 +255,23 @@ def scan(
 
 def _first_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
     """Index of the first row at ``step`` or later (steps grow with the index)."""
-    found = conn.execute(
-        select(history.c.idx)
-        .where(history.c.run_pk == pk, history.c.stream == stream, history.c.step >= step)
-        .order_by(history.c.step)
-        .limit(1)
-    ).scalar()
-    return line_count(conn, pk, stream) if found is None else found
+    low, high = 0, line_count(conn, pk, stream)
+    while low < high:
+        middle = (low + high) // 2
+        if _step_at(conn, pk, stream, middle) < step:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _last_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
     """Index of the last row at ``step`` or earlier; -1 when there is none."""
-    found = conn.execute(
-        select(history.c.idx)
-        .where(history.c.run_pk == pk, history.c.stream == stream, history.c.step <= step)
-        .order_by(history.c.step.desc())
-        .limit(1)
-    ).scalar()
-    return -1 if found is None else found
+    return _first_index_at(conn, pk, stream, step + 1) - 1
+
+
+def _step_at(conn: Connection, pk: int, stream: int, idx: int) -> int:
+    stmt = select(history.c.step).where(
+        history.c.run_pk == pk, history.c.stream == stream, history.c.idx == idx
+    )
+    return conn.execute(stmt).scalar_one()

@@ -98,7 +98,6 @@ history = Table(
     Column("step", BigInteger, nullable=False),
     Column("key_set", Integer, nullable=False),
     Column("row", Text, nullable=False),
-    Index("ix_history_step", "run_pk", "stream", "step"),
     Index("ix_history_key_set", "run_pk", "stream", "key_set", "idx"),
     sqlite_with_rowid=False,
 )
