@@ -39,10 +39,10 @@ from sqlalchemy import (
     true,
     type_coerce,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 FLOAT_TAG = "$float"
@@ -243,6 +243,13 @@ def _insert_sql(dialect, table, columns: tuple[str, ...]) -> str:
     return sql
 
 
+# JSON documents in filters and ordering.
+#
+# A spot is a place in a JSON document: a path into a document column, or an element of an
+# array being scanned. ``SqliteJSON`` and ``PostgresJSON`` turn questions about a spot (what
+# kind of value it holds, the value, its elements, its sort key) into SQL. Kinds are JSON's:
+# number, string, boolean, null, object, array. Paths from user keys are always bound.
+
 NAN_TAG = {FLOAT_TAG: "NaN"}
 COMPARISONS = {
     "eq": operator.eq,
@@ -265,7 +272,7 @@ class Screen:
     exact: bool
 
 
-def json_dialect(dialect_name: str) -> SqliteJSON | PostgresJSON:
+def json_dialect(dialect_name: str) -> JSONDialect:
     """The JSON helpers for a database (``"sqlite"`` or ``"postgresql"``)."""
     if dialect_name == "postgresql":
         return PostgresJSON()
@@ -548,6 +555,10 @@ def _pg_number(value: int | float) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return repr(value)
+
+
+JSONDialect = SqliteJSON | PostgresJSON
+Spot = SqliteSpot | PostgresSpot
 
 
 def fetch_all(conn, stmt) -> list[tuple]:
