@@ -15,6 +15,7 @@ import itertools
 import random
 import shutil
 import sqlite3
+import statistics
 import tempfile
 import time
 import uuid
@@ -181,9 +182,7 @@ def read_history(data_dir: str, path: str) -> dict:
 
         return call
 
-    start = time.perf_counter()
-    scanned = sum(1 for _ in run.scan_history())
-    scan_s = time.perf_counter() - start
+    scan_s, scanned = median_scan(lambda: sum(1 for _ in run.scan_history()))
     sample_first, sample_median, frame = c.timed(fresh(lambda: run.history(samples=500)))
     rare = fresh(lambda: list(run.scan_history(keys=["rare"])))
     rare_first, rare_median, found = c.timed(rare)
@@ -211,13 +210,27 @@ def scan_floor(data_dir: str, path: str, rows: int) -> dict:
     source = "runbase's history table"
     if held.fetchone()[0] < rows:
         db, pk, source = _scratch_history(Path(data_dir) / "floor.db", rows), 1, "a scratch copy"
-    start = time.perf_counter()
-    n = 0
     query = "SELECT row FROM history WHERE run_pk=? AND stream=0 ORDER BY idx"
-    for (text,) in db.execute(query, (pk,)):
-        orjson.loads(text)
-        n += 1
-    return {"rows": n, "scan_s": time.perf_counter() - start, "source": source}
+
+    def scan() -> int:
+        n = 0
+        for (text,) in db.execute(query, (pk,)):
+            orjson.loads(text)
+            n += 1
+        return n
+
+    scan_s, n = median_scan(scan)
+    return {"rows": n, "scan_s": scan_s, "source": source}
+
+
+def median_scan(scan, times: int = 3) -> tuple[float, int]:
+    """Median seconds of ``times`` full scans (the first warms caches), and the row count."""
+    took = []
+    for _ in range(times):
+        start = time.perf_counter()
+        rows = scan()
+        took.append(time.perf_counter() - start)
+    return statistics.median(took), rows
 
 
 def _sqlite():
@@ -351,9 +364,8 @@ def trackio_read(data_dir: str, name: str) -> dict:
     """trackio's read of the whole run's history (``SQLiteStorage.get_logs``)."""
     from trackio.sqlite_storage import SQLiteStorage
 
-    start = time.perf_counter()
-    logs = SQLiteStorage.get_logs(PROJECT, name)
-    return {"scan_s": time.perf_counter() - start, "rows": len(logs)}
+    scan_s, rows = median_scan(lambda: len(SQLiteStorage.get_logs(PROJECT, name)))
+    return {"scan_s": scan_s, "rows": rows}
 
 
 WORKERS = {

@@ -562,18 +562,14 @@ Spot = SqliteSpot | PostgresSpot
 
 
 def fetch_all(conn, stmt) -> list[tuple]:
-    """All rows of a SELECT as plain tuples, straight from the driver's cursor: for reads of
-    many rows, where SQLAlchemy's per-row processing would cost more than the query."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.params
-    if compiled.positiontup is not None:
-        params = tuple(params[name] for name in compiled.positiontup)
-    cursor = conn.connection.dbapi_connection.cursor()
+    """All rows of a SELECT as plain tuples, taken from the driver's cursor: for reads of many
+    rows, where SQLAlchemy's per-row processing would cost more than the query (the
+    statement still goes through SQLAlchemy's compiled cache)."""
+    result = conn.execute(stmt)
     try:
-        cursor.execute(compiled.string, params)
-        return cursor.fetchall()
+        return result.cursor.fetchall()
     finally:
-        cursor.close()
+        result.close()
 
 
 def _sqlite_from_hint(self, table, text):

@@ -217,13 +217,15 @@ def query_runs(
     cursor: str | None,
     stale_after: float,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of a project's runs matching ``filters`` in ``order``, and the next cursor."""
+    """One page of a project's runs matching ``filters`` in ``order``, and the next cursor.
+
+    The page's ids are found first and its runs read after, so that the sort carries only
+    (id, sort key) pairs rather than every matching run's documents."""
     dialect = store.dialect
     where = filter_compiler.compile_filters(filters, dialect)
     sort = run_order.parse_order(order)
-    sort_value = run_order.sort_value(sort, dialect)
-    stmt = (
-        select(*RUN_COLUMNS, sort_value)
+    page = (
+        select(runs.c.storage_id, run_order.sort_value(sort, dialect))
         .select_from(RUNS_FROM)
         .where(entities.c.name == entity, projects.c.name == project, where)
         .order_by(*run_order.order_by(sort, dialect))
@@ -231,17 +233,18 @@ def query_runs(
     )
     if cursor is not None:
         value, storage_id = _decode_cursor(cursor)
-        stmt = stmt.where(run_order.after(sort, dialect, value, storage_id))
+        page = page.where(run_order.after(sort, dialect, value, storage_id))
     mark_crashed(store, entity, project, stale_after)
     with store.read() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(stmt)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]["sort_value"], rows[-1]["storage_id"])
-    for row in rows:
-        del row["sort_value"]
-    return rows, next_cursor
+        keys = conn.execute(page).all()
+        next_cursor = None
+        if len(keys) > limit:
+            keys = keys[:limit]
+            next_cursor = _encode_cursor(keys[-1].sort_value, keys[-1].storage_id)
+        ids = [key.storage_id for key in keys]
+        found = conn.execute(_select_runs().where(runs.c.storage_id.in_(ids))) if ids else []
+        by_id = {row.storage_id: dict(row._mapping) for row in found}
+    return [by_id[pk] for pk in ids], next_cursor
 
 
 def count_runs(
