@@ -20,7 +20,7 @@ from runbase.sdk.config import Config, Summary
 from runbase.sdk.metadata import collect_metadata
 from runbase.sdk.system import SystemSampler
 from runbase.sdk.values import HAS_NONE, NESTED, clean_document, clean_row, merge_leaves
-from runbase.sdk.writer import DEFAULT, SUMMARY, SYSTEM, KeyIndex, Writer, encode_row
+from runbase.sdk.writer import KeyIndex, Writer, encode_row
 from runbase.settings import Settings
 
 SAVE_POLICIES = ("live", "now", "end")
@@ -51,12 +51,11 @@ class Run:
         self.config = Config(record.config, persist=self._persist_config)
         self.summary = Summary(dict(record.summary), persist=self._persist_summary)
         self._keys = KeyIndex()
+        self._next_index = record.history_line_count
+        self._next_system_index = record.system_line_count
         self._writer = Writer(
-            backend, self._path,
-            {DEFAULT: record.history_line_count, SYSTEM: record.system_line_count},
-            summary=self.summary._items,
-            heartbeat=settings.heartbeat_interval,
-        )  # fmt: skip
+            backend, self._path, summary=self.summary._items, heartbeat=settings.heartbeat_interval
+        )
         self._sampler = SystemSampler(self._log_system, interval=settings.system_interval)
         self._sampler.start()
 
@@ -154,27 +153,22 @@ class Run:
     def _commit(self) -> None:
         now = time.time()
         row = self._pending
-        row["_step"] = self._step
+        step = self._step
+        row["_step"] = step
         row["_runtime"] = now - self._start + self._runtime_offset
         row["_timestamp"] = now
         flags = self._pending_flags
-        keys = self._keys(row, flags)
-        self._writer.queue.append(
-            (
-                DEFAULT,
-                self._step,
-                encode_row(row, flags),
-                keys,
-                tuple(row) if flags & NESTED else None,
-            )
-        )
+        idx = self._next_index
+        self._writer.rows.append((idx, step, self._keys(row, flags), encode_row(row, flags)))
         if flags & (NESTED | HAS_NONE):
             merge_leaves(self.summary._items, row)
+            self._writer.summary_keys.append(tuple(row))
         else:
             self.summary._items.update(row)
+        self._next_index = idx + 1
         self._pending = {}
         self._pending_flags = 0
-        self._step += 1
+        self._step = step + 1
 
     def _warn_step(self, step: int) -> None:
         warnings.warn(
@@ -187,13 +181,15 @@ class Run:
     def _log_system(self, metrics: dict[str, float]) -> None:
         now = time.time()
         row = {**metrics, "_runtime": now - self._start + self._runtime_offset, "_timestamp": now}
-        self._writer.queue.append((SYSTEM, 0, encode_row(row, 0), self._keys(row, 0), row))
+        idx = self._next_system_index
+        self._next_system_index = idx + 1
+        self._writer.system.append(((idx, idx, self._keys(row, 0), encode_row(row, 0)), row))
 
     def _persist_config(self, changes: dict[str, Any]) -> None:
         self._backend.update_config(self._path, changes)
 
     def _persist_summary(self, changes: dict[str, Any]) -> None:
-        self._writer.queue.append((SUMMARY, 0, "", (), tuple(changes)))
+        self._writer.summary_keys.append(tuple(changes))
 
     # files
     def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:

@@ -1,8 +1,9 @@
 """The background writer: one thread per run that batches what the run logs into the backend.
 
-``run.log`` encodes the row and appends it to a deque (no lock, no wake-up); the thread
-drains the deque every ``poll`` seconds, or at once when asked to flush, and stores each drain
-as one batch per stream, each in one transaction. It also keeps the run's heartbeat fresh.
+The logging thread hands over ready rows: ``run.log`` encodes the row and appends an
+``(idx, step, keys, text)`` tuple to a deque (no lock, no wake-up). The thread drains the
+deques every ``poll`` seconds, or at once when asked to flush, and stores each drain as one
+batch per stream, each in one transaction. It also keeps the run's heartbeat fresh.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 import warnings
 from collections import deque
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -19,10 +21,9 @@ import orjson
 from runbase.backend.base import Backend, HistoryRow, RunPath
 from runbase.sdk.values import NESTED, NONFINITE, leaf_keys
 
-DEFAULT, SYSTEM, SUMMARY = 0, 1, 2
-STREAM_NAMES = {DEFAULT: "default", SYSTEM: "system"}
-MAX_BATCH = 20_000
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 0)
+MAX_BATCH = 20_000
+_keys_of = itemgetter(2)
 
 
 def encode_row(row: dict[str, Any], flags: int) -> str:
@@ -33,7 +34,8 @@ def encode_row(row: dict[str, Any], flags: int) -> str:
 
 
 class KeyIndex:
-    """Sorted leaf keys of rows, cached by the row's key order (rows repeat their shape)."""
+    """Sorted leaf keys of rows, cached by the row's key order (rows repeat their shape), so
+    that rows of one shape share one tuple."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -49,27 +51,29 @@ class KeyIndex:
 
 
 class Writer:
-    """Stores queued ``(kind, step, row_text, keys, summary_keys)`` items for one run.
+    """Stores one run's queued rows.
 
-    ``summary`` is the run's live summary dict (owned by the logging thread); each batch sends
-    the current value of the summary keys its items touched, so the stored summary ends as the
-    run shows it.
+    ``rows`` takes default-stream ``HistoryRow`` tuples, ``system`` takes ``(HistoryRow,
+    metrics)`` pairs, and ``summary_keys`` takes tuples of summary keys set or merged other
+    than by a row's own keys. ``summary`` is the run's live summary dict (owned by the logging
+    thread); each batch sends the current value of the keys it touched, so the stored summary
+    ends as the run shows it.
     """
 
     def __init__(
         self,
         backend: Backend,
         path: RunPath,
-        next_index: dict[int, int],
         summary: dict[str, Any],
         poll: float = 0.05,
         heartbeat: float = 5.0,
     ) -> None:
         self.backend = backend
         self.path = path
-        self.queue: deque[tuple[int, int, str, tuple[str, ...], Any]] = deque()
+        self.rows: deque[HistoryRow] = deque()
+        self.system: deque[tuple[HistoryRow, dict[str, Any]]] = deque()
+        self.summary_keys: deque[tuple[str, ...]] = deque()
         self._summary = summary
-        self._next_index = dict(next_index)
         self._poll = poll
         self._heartbeat_every = heartbeat
         self._last_write = time.monotonic()
@@ -81,6 +85,9 @@ class Writer:
         self._thread.daemon = True
         self._thread.start()
 
+    def _pending(self) -> bool:
+        return bool(self.rows or self.system or self.summary_keys)
+
     def flush(self) -> None:
         """Return once everything queued so far is stored."""
         if not self._thread.is_alive():
@@ -88,7 +95,7 @@ class Writer:
             return
         with self._drained:
             self._wake.set()
-            self._drained.wait_for(lambda: not self.queue or not self._thread.is_alive())
+            self._drained.wait_for(lambda: not self._pending() or not self._thread.is_alive())
 
     def close(self) -> None:
         """Store what is queued and stop the thread."""
@@ -117,49 +124,29 @@ class Writer:
         self._last_write = time.monotonic()
 
     def _drain(self) -> None:
-        while self.queue:
-            items = []
-            popleft = self.queue.popleft
-            while self.queue and len(items) < MAX_BATCH:
-                items.append(popleft())
-            self._store(items)
+        while self._pending():
+            touched = {key for keys in _take(self.summary_keys) for key in keys}
+            rows = _take(self.rows, MAX_BATCH)
+            for keys in set(map(_keys_of, rows)):
+                touched.update(keys)
+            summary = self._summary
+            latest = {key: summary[key] for key in touched if key in summary}
+            if rows or latest:
+                self._append("default", rows, latest)
+            system = _take(self.system, MAX_BATCH)
+            if system:
+                metrics: dict[str, Any] = {}
+                for _, values in system:
+                    metrics.update(values)
+                self._append("system", [row for row, _ in system], metrics)
+            self._last_write = time.monotonic()
 
-    def _store(self, items: list[tuple[int, int, str, tuple[str, ...], Any]]) -> None:
-        rows: dict[int, list[HistoryRow]] = {DEFAULT: [], SYSTEM: []}
-        touched: set[str] = set()
-        system_latest: dict[str, Any] = {}
-        next_index = self._next_index
-        seen_keys: tuple[str, ...] | None = None
-        for kind, step, text, keys, extra in items:
-            if kind == SUMMARY:
-                touched.update(extra)
-                continue
-            idx = next_index[kind]
-            next_index[kind] = idx + 1
-            if kind == DEFAULT:
-                rows[DEFAULT].append(HistoryRow(idx, step, keys, text))
-                if extra:
-                    touched.update(extra)
-                elif keys is not seen_keys:  # rows of one shape share one keys tuple
-                    touched.update(keys)
-                    seen_keys = keys
-            else:
-                rows[SYSTEM].append(HistoryRow(idx, idx, keys, text))
-                system_latest.update(extra)
-        summary = self._summary
-        latest = {key: summary[key] for key in touched if key in summary}
-        if rows[DEFAULT] or latest:
-            self._append(DEFAULT, rows[DEFAULT], latest)
-        if rows[SYSTEM]:
-            self._append(SYSTEM, rows[SYSTEM], system_latest)
-        self._last_write = time.monotonic()
-
-    def _append(self, kind: int, rows: list[HistoryRow], latest: dict[str, Any]) -> None:
+    def _append(self, stream: str, rows: list[HistoryRow], latest: dict[str, Any]) -> None:
         """Store one batch; retried (rows carry their index, so a retry stores them once)."""
         error: BaseException | None = None
         for delay in RETRY_DELAYS:
             try:
-                self.backend.append_history(self.path, STREAM_NAMES[kind], rows, latest)
+                self.backend.append_history(self.path, stream, rows, latest)
                 return
             except Exception as exc:  # noqa: BLE001 - retried, then reported
                 error = exc
@@ -170,3 +157,10 @@ class Writer:
             RuntimeWarning,
             stacklevel=1,
         )
+
+
+def _take(queue: deque, most: int | None = None) -> list:
+    """Pop what is in ``queue`` now (at most ``most``), oldest first; safe against appends."""
+    count = len(queue) if most is None else min(len(queue), most)
+    popleft = queue.popleft
+    return [popleft() for _ in range(count)]

@@ -207,37 +207,41 @@ def insert_ignore(dialect_name: str, table):
     return sqlite_dialect.insert(table).on_conflict_do_nothing()
 
 
-def insert_many(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> int:
-    """INSERT-or-ignore of many rows given as tuples; returns how many were new.
+def insert_many(conn, table, columns: tuple[str, ...], rows: list[tuple], **constants: Any) -> int:
+    """INSERT-or-ignore of many rows given as tuples of ``columns``, each also getting the
+    ``constants``; returns how many were new.
 
     On SQLite the whole batch is bound as one JSON array and inserted by one statement
     (``INSERT ... SELECT ... FROM json_each(?)``): the driver then releases the GIL once per
     batch instead of once per row, so a logging thread is not slowed down while a batch is
     stored. Elsewhere the rows go to the driver's executemany.
     """
-    sql = _insert_sql(conn.dialect, table, columns)
+    names = tuple(constants)
+    sql = _insert_sql(conn.dialect, table, names, columns)
     if conn.dialect.name == "sqlite":
-        return conn.exec_driver_sql(sql, (orjson.dumps(rows),)).rowcount
-    if conn.dialect.paramstyle not in ("qmark", "format", "numeric"):
-        rows = [dict(zip(columns, row, strict=True)) for row in rows]
-    return conn.exec_driver_sql(sql, rows).rowcount
+        return conn.exec_driver_sql(sql, (*constants.values(), orjson.dumps(rows))).rowcount
+    every = names + columns
+    fixed = tuple(constants.values())
+    params = [dict(zip(every, fixed + row, strict=True)) for row in rows]
+    return conn.exec_driver_sql(sql, params).rowcount
 
 
 _INSERT_SQL: dict[tuple, str] = {}
 
 
-def _insert_sql(dialect, table, columns: tuple[str, ...]) -> str:
-    key = (dialect.name, dialect.paramstyle, table.name, columns)
+def _insert_sql(dialect, table, constants: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    key = (dialect.name, table.name, constants, columns)
     sql = _INSERT_SQL.get(key)
     if sql is None and dialect.name == "sqlite":
-        names = ", ".join(f'"{c}"' for c in columns)
-        values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+        names = ", ".join(f'"{c}"' for c in constants + columns)
+        values = ", ".join(["?"] * len(constants) + [f"value ->> {i}" for i in range(len(columns))])
         sql = (
             f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM json_each(?) '
             "WHERE true ON CONFLICT DO NOTHING"
         )
     elif sql is None:
-        stmt = insert_ignore(dialect.name, table).values({c: bindparam(c) for c in columns})
+        every = constants + columns
+        stmt = insert_ignore(dialect.name, table).values({c: bindparam(c) for c in every})
         sql = str(stmt.compile(dialect=dialect))
     _INSERT_SQL[key] = sql
     return sql

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ from runbase.store.dialect import fetch_all, in_list, insert_ignore, insert_many
 from runbase.store.runs import merge_document_pk
 from runbase.store.schema import STREAMS, history, key_sets, runs
 
-HISTORY_COLUMNS = ("run_pk", "stream", "idx", "step", "key_set", "row")
+HISTORY_COLUMNS = ("idx", "step", "key_set", "row")
+_keys_of = itemgetter(2)
 LINE_COUNT = {0: runs.c.history_line_count, 1: runs.c.system_line_count}
 LATEST_DOCUMENT = {0: runs.c.summary, 1: runs.c.system_metrics}
 
@@ -43,9 +45,9 @@ def append(
     inserted = 0
     values: dict[Any, Any] = {runs.c.heartbeat_at: time.time()}
     if rows:
-        ids = _key_set_ids(conn, pk, stream, {row[2] for row in rows})
-        params = [(pk, stream, idx, step, ids[keys], text) for idx, step, keys, text in rows]
-        inserted = insert_many(conn, history, HISTORY_COLUMNS, params)
+        ids = _key_set_ids(conn, pk, stream, set(map(_keys_of, rows)))
+        params = [(idx, step, ids[keys], text) for idx, step, keys, text in rows]
+        inserted = insert_many(conn, history, HISTORY_COLUMNS, params, run_pk=pk, stream=stream)
         if inserted:
             _count_key_sets(conn, pk, stream, rows, ids, all_new=inserted == len(rows))
         last_idx, last_step = rows[-1][0], rows[-1][1]
@@ -87,7 +89,7 @@ def _key_set_ids(
 
 def _count_key_sets(conn, pk, stream, rows, ids, all_new: bool) -> None:
     if all_new:
-        by_keys = Counter(row[2] for row in rows)
+        by_keys = Counter(map(_keys_of, rows))
         for keys, n in by_keys.items():
             key_set = ids[keys]
             conn.execute(
