@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from runbase.backend.base import Backend, RunPath
+from runbase.backend.local import LocalBackend
 from runbase.settings import Settings
+from runbase.store import Store
 
-__all__ = ["Backend", "RunPath", "open_backend"]
+__all__ = ["Backend", "LocalBackend", "RunPath", "open_backend"]
 
 _OPEN: dict[tuple, Backend] = {}
 
@@ -15,10 +17,8 @@ def open_backend(settings: Settings) -> Backend:
     key = (str(settings.data_dir), settings.database_url, settings.default_entity)
     backend = _OPEN.get(key)
     if backend is None:
-        from runbase.backend.local import LocalBackend
-        from runbase.store import Store
-
         store = Store.open(settings.database_url, settings.data_dir)
-        backend = LocalBackend(store, settings.default_entity, settings.heartbeat_timeout)
-        _OPEN[key] = backend
+        backend = _OPEN[key] = LocalBackend(
+            store, settings.default_entity, settings.heartbeat_timeout
+        )
     return backend
