@@ -13,9 +13,17 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
-from runbase.store.dialect import fetch_all, in_list, insert_ignore, insert_many
+from runbase.store.dialect import (
+    Prepared,
+    fetch_all,
+    in_list,
+    insert_ignore,
+    insert_many,
+    json_list,
+    list_value,
+)
 from runbase.store.runs import merge_document_pk
 from runbase.store.schema import STREAMS, history, key_sets, runs
 
@@ -225,6 +233,34 @@ def sample_many(
     return found
 
 
+def _scan_statement(keyed: bool, sparse: bool):
+    def build(dialect_name: str):
+        where = [
+            history.c.run_pk == bindparam("pk"),
+            history.c.stream == bindparam("stream"),
+            history.c.idx > bindparam("after"),
+            history.c.idx <= bindparam("upto"),
+        ]
+        if keyed:
+            where.append(history.c.key_set.in_(json_list(dialect_name, "key_sets")))
+        stmt = (
+            select(history.c.idx, history.c.row)
+            .where(*where)
+            .order_by(history.c.idx)
+            .limit(bindparam("limit"))
+        )
+        return _by_key_set(stmt, sparse)
+
+    return Prepared(build)
+
+
+SCANS = {
+    (keyed, sparse): _scan_statement(keyed, sparse)
+    for keyed in (False, True)
+    for sparse in (False, True)
+}
+
+
 def scan(
     conn: Connection,
     pk: int,
@@ -235,24 +271,18 @@ def scan(
     min_step: int | None,
     max_step: int | None,
 ) -> list[tuple[int, str]]:
-    """Rows after ``after_idx`` in index order, at most ``limit``, as (idx, row text)."""
-    where = [history.c.run_pk == pk, history.c.stream == stream]
+    """Rows after ``after_idx`` in index order, at most ``limit``, as (idx, row text); with
+    ``keys``, only rows holding all of them; steps bounded by ``min_step``/``max_step``."""
     key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
-    if key_set_ids is not None:
-        if not key_set_ids:
-            return []
-        where.append(history.c.key_set.in_(key_set_ids))
+    if key_set_ids == []:
+        return []
     if min_step is not None:
         after_idx = max(after_idx, _first_index_at(conn, pk, stream, min_step) - 1)
-    if max_step is not None:
-        where.append(history.c.idx <= _last_index_at(conn, pk, stream, max_step))
-    stmt = (
-        select(history.c.idx, history.c.row)
-        .where(*where, history.c.idx > after_idx)
-        .order_by(history.c.idx)
-        .limit(limit)
-    )
-    return fetch_all(conn, _by_key_set(stmt, sparse))
+    upto = _last_index_at(conn, pk, stream, max_step) if max_step is not None else 2**62
+    params = {"pk": pk, "stream": stream, "after": after_idx, "upto": upto, "limit": limit}
+    if key_set_ids is not None:
+        params["key_sets"] = list_value(conn.dialect.name, key_set_ids)
+    return SCANS[key_set_ids is not None, sparse].fetch_all(conn, **params)
 
 
 def _first_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
