@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from runbase.errors import CommError
 from runbase.store.migrations import migrate
 
 MIN_SQLITE = (3, 45, 0)
+STATISTICS_EVERY = 10.0  # seconds between checks of the planner statistics
 
 
 def sqlite_module():
@@ -36,6 +38,8 @@ class Store:
         self.engine = engine
         self.files_dir = files_dir
         self.dialect = engine.dialect.name
+        self._statistics_checked = -STATISTICS_EVERY
+        self.scan_runs = False
         with self.write() as conn:
             migrate(conn)
 
@@ -60,8 +64,43 @@ class Store:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def refresh_statistics(self) -> None:
+        """Keep ``scan_runs`` current: whether a project holds so large a share of all runs
+        that reading the runs table straight through beats the project index (which costs a
+        row lookup per run, about twice the time per run). The runs table is re-analyzed
+        once its size has changed by half; this is checked at most every few seconds."""
+        now = time.monotonic()
+        if self.dialect != "sqlite" or now - self._statistics_checked < STATISTICS_EVERY:
+            return
+        self._statistics_checked = now
+        with self.read() as conn:
+            rows = conn.exec_driver_sql("SELECT max(storage_id) FROM runs").scalar() or 0
+            analyzed, per_project = _runs_statistics(conn)
+        if rows >= 1000 and not analyzed / 1.5 <= rows <= analyzed * 1.5:
+            with self.write() as conn:
+                conn.exec_driver_sql("ANALYZE runs")
+                analyzed, per_project = _runs_statistics(conn)
+        self.scan_runs = analyzed >= 1000 and per_project * 4 > analyzed
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _runs_statistics(conn: Connection) -> tuple[int, int]:
+    """(runs when last analyzed, average runs per project) from SQLite's statistics."""
+    has_stats = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).scalar()
+    stat = (
+        has_stats
+        and conn.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' AND idx = 'ix_runs_project_created'"
+        ).scalar()
+    )
+    if not stat:
+        return 0, 0
+    rows, per_project = (int(part) for part in stat.split()[:2])
+    return rows, per_project
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -235,8 +235,9 @@ def query_runs(
         value, storage_id = _decode_cursor(cursor)
         page = page.where(run_order.after(sort, dialect, value, storage_id))
     mark_crashed(store, entity, project, stale_after)
+    store.refresh_statistics()
     with store.read() as conn:
-        keys = conn.execute(page).all()
+        keys = conn.execute(_access_path(store, page)).all()
         next_cursor = None
         if len(keys) > limit:
             keys = keys[:limit]
@@ -257,8 +258,14 @@ def count_runs(
         .where(entities.c.name == entity, projects.c.name == project, where)
     )
     mark_crashed(store, entity, project, stale_after)
+    store.refresh_statistics()
     with store.read() as conn:
-        return conn.execute(stmt).scalar_one()
+        return conn.execute(_access_path(store, stmt)).scalar_one()
+
+
+def _access_path(store: Store, stmt):
+    """Read the runs table straight through when projects are large (``Store.scan_runs``)."""
+    return stmt.with_hint(runs, "NOT INDEXED", "sqlite") if store.scan_runs else stmt
 
 
 def _encode_cursor(value: Any, storage_id: int) -> str:

@@ -76,6 +76,7 @@ runs = Table(
     Column("exit_code", Integer, nullable=True),
     UniqueConstraint("project_id", "run_id"),
     Index("ix_runs_project_created", "project_id", "created_at"),
+    Index("ix_runs_project_state", "project_id", "state", "heartbeat_at"),
 )
 
 key_sets = Table(
