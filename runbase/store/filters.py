@@ -40,7 +40,7 @@ from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 
 from runbase.errors import InvalidFilter
 from runbase.store import schema
-from runbase.store.dialect import (
+from runbase.store.json_sql import (
     COMPARISONS,
     NAN_TAG,
     JSONDialect,

@@ -22,7 +22,6 @@ from sqlalchemy import ColumnElement, and_, case, false, func, literal, or_, tup
 
 from runbase.errors import InvalidFilter
 from runbase.store import schema
-from runbase.store.dialect import JSONDialect, Spot, json_dialect
 from runbase.store.filters import (
     DOC_PREFIXES,
     ColumnField,
@@ -32,6 +31,7 @@ from runbase.store.filters import (
     parse_field,
     split_path,
 )
+from runbase.store.json_sql import JSONDialect, Spot, json_dialect
 
 DEFAULT_DESCENDING = True
 
