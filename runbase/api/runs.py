@@ -13,7 +13,7 @@ from runbase.api.client import Client, iso_time
 from runbase.api.files import File, Files
 from runbase.api.paginator import Paginator
 from runbase.api.summary import Summary
-from runbase.backend.base import NewRun, Page, RunPath, RunQuery, RunRecord
+from runbase.backend.base import NewRun, Page, RunIdentity, RunPath, RunQuery, RunRecord
 from runbase.errors import InvalidFilter, NotFound, ReadOnly
 from runbase.names import new_run_id
 
@@ -140,7 +140,7 @@ class Runs(Paginator["Run"]):
         return f"<Runs {self.entity}/{self.project}>"
 
 
-class Run:
+class Run(RunIdentity):
     """One run: its attributes as fetched, its history and files."""
 
     def __init__(
@@ -199,23 +199,6 @@ class Run:
         self._stored["config"] = copy.deepcopy(user_config)
 
     # identity
-    @property
-    def id(self) -> str:
-        return self._path.run_id
-
-    @property
-    def entity(self) -> str:
-        return self._path.entity
-
-    @property
-    def project(self) -> str:
-        return self._path.project
-
-    @property
-    def path(self) -> str:
-        """``entity/project/run_id``."""
-        return str(self._path)
-
     @property
     def storage_id(self) -> Any:
         return self._attrs.get("storage_id")

@@ -28,6 +28,29 @@ class RunPath(NamedTuple):
         return f"{self.entity}/{self.project}/{self.run_id}"
 
 
+class RunIdentity:
+    """``id``, ``entity``, ``project`` and ``path`` of an object that holds a ``_path``."""
+
+    _path: RunPath
+
+    @property
+    def id(self) -> str:
+        return self._path.run_id
+
+    @property
+    def entity(self) -> str:
+        return self._path.entity
+
+    @property
+    def project(self) -> str:
+        return self._path.project
+
+    @property
+    def path(self) -> str:
+        """``entity/project/run_id``."""
+        return str(self._path)
+
+
 @dataclass
 class RunRecord:
     """A run as stored. Times are seconds since the epoch (UTC)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runbase.backend import open_backend
-from runbase.backend.base import RESUME_MODES, Backend, NewRun, RunPath, RunRecord
+from runbase.backend.base import RESUME_MODES, Backend, NewRun, RunIdentity, RunPath, RunRecord
 from runbase.errors import InvalidInput
 from runbase.names import new_run_id
 from runbase.sdk.config import Config, Summary
@@ -27,7 +27,7 @@ SAVE_POLICIES = ("live", "now", "end")
 ABORTED_EXIT_CODE = 255
 
 
-class Run:
+class Run(RunIdentity):
     """A run in progress. Use ``runbase.init`` to make one; it is also a context manager."""
 
     def __init__(
@@ -60,22 +60,6 @@ class Run:
         self._sampler.start()
 
     # identity
-    @property
-    def id(self) -> str:
-        return self._path.run_id
-
-    @property
-    def entity(self) -> str:
-        return self._path.entity
-
-    @property
-    def project(self) -> str:
-        return self._path.project
-
-    @property
-    def path(self) -> str:
-        return str(self._path)
-
     @property
     def name(self) -> str:
         return self._record.display_name
