@@ -13,6 +13,7 @@ from rich.table import Table
 import runbase
 from runbase.errors import RunbaseError
 
+GRID_COLUMNS = ("learning_rate", "batch_size", "optimizer")
 app = typer.Typer(help="runbase: a self-hosted experiment tracker.", no_args_is_help=True)
 console = Console()
 
@@ -61,8 +62,13 @@ def demo(
 
                 run.summary["final_val_acc"] = train(config, data, epochs, log)
     api = runbase.Api()
-    best = api.runs(project, order="-summary_metrics.final_val_acc", per_page=5)
-    table = _runs_table(f"Best runs of {len(api.runs(project))} in {project!r}", best[:5])
+    best = api.runs(project, order="-summary_metrics.final_val_acc", per_page=5)[:5]
+    table = Table(title=f"Best runs of {len(api.runs(project))} in {project!r}")
+    for column in ("run", "name", *GRID_COLUMNS, "final_val_acc"):
+        table.add_column(column, justify="right" if column != "name" else "left")
+    for run in best:
+        values = [str(run.config.get(key)) for key in GRID_COLUMNS]
+        table.add_row(run.id, run.name, *values, f"{run.summary['final_val_acc']:.4f}")
     console.print(table)
 
 
@@ -85,13 +91,23 @@ def list_runs(
 
 
 def _runs_table(title: str, runs: list) -> Table:
-    table = Table(title=title)
-    for column in ("id", "name", "state", "created", "config", "summary"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for run in runs:
         summary = {k: v for k, v in run.summary.items() if not k.startswith("_")}
-        table.add_row(run.id, run.name, run.state, _when(run.created_at), _short(run.config),
-                      _short(summary))  # fmt: skip
+        rows.append((run.id, run.name, run.state, _when(run.created_at), _short(run.config),
+                     _short(summary)))  # fmt: skip
+    table = Table(title=title)
+    fixed = 0
+    for n, column in enumerate(("id", "name", "state", "created")):
+        width = max([len(column), *(len(row[n]) for row in rows)])
+        table.add_column(column, no_wrap=True, min_width=width)
+        fixed += width + 3
+    # config and summary share what is left of the terminal, cut with an ellipsis
+    shared = max(10, (console.width - fixed - 7) // 2)
+    for column in ("config", "summary"):
+        table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=shared)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
