@@ -17,7 +17,7 @@ demo: install
 	$(VENV)/bin/runbase demo
 
 test: install
-	$(PY) -m pytest
+	bash scripts/with-postgres.sh $(PY) -m pytest
 
 check: install
 	$(VENV)/bin/ruff check .

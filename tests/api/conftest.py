@@ -11,6 +11,7 @@ import pytest
 from runbase.api import Api, Run
 from runbase.backend.base import Backend, HistoryRow, NewRun, RunPath
 from runbase.backend.local import LocalBackend
+from runbase.settings import Settings
 from runbase.store import Store
 
 ENTITY = "tester"
@@ -69,7 +70,7 @@ class Maker:
 
 @pytest.fixture
 def backend(data_dir):
-    backend = CountingBackend(Store.open(None, data_dir), ENTITY)
+    backend = CountingBackend(Store.open(Settings.load().database_url, data_dir), ENTITY)
     yield backend
     backend.close()
 

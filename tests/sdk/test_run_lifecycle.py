@@ -117,6 +117,8 @@ def test_a_silent_run_is_shown_crashed_after_the_heartbeat_timeout(data_dir, mon
     run._writer._thread.join()
     time.sleep(0.8)
     assert backend.get_run(run._path).state == "crashed"
+    run.finish()  # the run's own ending still stores its state
+    assert backend.get_run(run._path).state == "finished"
 
 
 def test_log_after_finish_is_refused(backend):
