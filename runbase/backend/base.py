@@ -10,6 +10,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from runbase.errors import InvalidInput
+
 T = TypeVar("T")
 
 STREAMS = ("default", "system")
@@ -98,6 +100,36 @@ class NewRun:
     username: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     resume: str | None = None
+
+
+NAME_LIMITS = {"entity": 128, "project": 128, "run_id": 128}
+TEXT_FIELDS = {"display_name": 256, "group": 256, "job_type": 256, "sweep": 128, "notes": None}
+
+
+def check_path(path: RunPath) -> RunPath:
+    """``InvalidInput`` unless each part is a non-empty string without '/' of fitting length."""
+    for part, limit in NAME_LIMITS.items():
+        value = getattr(path, part)
+        if not isinstance(value, str) or not value or "/" in value or len(value) > limit:
+            raise InvalidInput(
+                f"{part} must be a non-empty string without '/' of at most {limit} characters,"
+                f" not {value!r}"
+            )
+    return path
+
+
+def check_new_run(new: NewRun) -> NewRun:
+    """``InvalidInput`` naming the first field of a new run that has the wrong type."""
+    for name, limit in TEXT_FIELDS.items():
+        value = getattr(new, name)
+        if value is not None and (not isinstance(value, str) or (limit and len(value) > limit)):
+            size = f" of at most {limit} characters" if limit else ""
+            raise InvalidInput(f"{name} must be a string{size}, not {value!r}")
+    if not isinstance(new.tags, list) or not all(isinstance(tag, str) for tag in new.tags):
+        raise InvalidInput(f"tags must be a list of strings, not {new.tags!r}")
+    if not isinstance(new.config, dict):
+        raise InvalidInput(f"config must be a dict, not {type(new.config).__name__}")
+    return new
 
 
 @dataclass

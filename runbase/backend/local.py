@@ -17,6 +17,8 @@ from runbase.backend.base import (
     RunQuery,
     RunRecord,
     SweepRecord,
+    check_new_run,
+    check_path,
 )
 from runbase.errors import InvalidInput
 from runbase.settings import _default_user
@@ -53,6 +55,8 @@ class LocalBackend(Backend):
 
     # runs
     def create_run(self, path: RunPath, new: NewRun) -> RunRecord:
+        check_path(path)
+        check_new_run(new)
         values = {
             "display_name": new.display_name,
             "config": new.config,

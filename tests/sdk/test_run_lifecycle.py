@@ -48,11 +48,19 @@ def test_init_arguments_are_stored(backend, tmp_path):
         ({"id": "a/b"}, ValueError),
         ({"mode": "loud"}, ValueError),
         ({"config": 3}, TypeError),
+        ({"project": "a/b"}, ValueError),
+        ({"project": 123}, ValueError),
+        ({"entity": "x" * 200}, ValueError),
+        ({"name": 5}, ValueError),
+        ({"group": ["x"]}, ValueError),
+        ({"notes": b"bytes"}, ValueError),
     ],
 )
 def test_init_rejects_bad_arguments(backend, kwargs, error):
-    with pytest.raises(error):
-        runbase.init(project="p", **kwargs)
+    with pytest.raises(error) as caught:
+        runbase.init(**{"project": "p", **kwargs})
+    assert next(iter(kwargs)) in str(caught.value)  # the message names the argument
+    assert backend.list_projects("tester", 10, None).items == []
 
 
 def test_resume_continues_at_the_next_step_keeping_config_and_summary(backend):
