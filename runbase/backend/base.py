@@ -127,9 +127,50 @@ def check_new_run(new: NewRun) -> NewRun:
             raise InvalidInput(f"{name} must be a string{size}, not {value!r}")
     if not isinstance(new.tags, list) or not all(isinstance(tag, str) for tag in new.tags):
         raise InvalidInput(f"tags must be a list of strings, not {new.tags!r}")
-    if not isinstance(new.config, dict):
-        raise InvalidInput(f"config must be a dict, not {type(new.config).__name__}")
+    for name in ("config", "metadata"):
+        value = getattr(new, name)
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{name} must be a dict, not {type(value).__name__}")
+        check_document(name, value)
     return new
+
+
+JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_document(name: str, value: Any) -> Any:
+    """``InvalidInput`` naming the first place in ``value`` that JSON cannot hold."""
+    if isinstance(value, JSON_SCALARS):
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{name}: keys must be strings, not {key!r}")
+            check_document(f"{name}.{key}", item)
+        return value
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_document(f"{name}[{index}]", item)
+        return value
+    raise InvalidInput(f"{name} cannot be stored: {type(value).__name__} is not a JSON value")
+
+
+def check_run_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """``InvalidInput`` naming the first change to a run's fields that has the wrong type."""
+    for name, value in changes.items():
+        if name in TEXT_FIELDS:
+            check_new_run(NewRun(**{name: value}))
+        elif name == "tags":
+            check_new_run(NewRun(tags=value))
+        elif name in ("config", "summary", "metadata", "system_metrics"):
+            if not isinstance(value, dict):
+                raise InvalidInput(f"{name} must be a dict, not {type(value).__name__}")
+            check_document(name, value)
+        elif name == "state" and value not in RUN_STATES:
+            raise InvalidInput(f"state must be one of {RUN_STATES}, not {value!r}")
+        elif name == "exit_code" and not (value is None or type(value) is int):
+            raise InvalidInput(f"exit_code must be an integer or None, not {value!r}")
+    return changes
 
 
 @dataclass

@@ -19,6 +19,7 @@ from runbase.backend.base import (
     SweepRecord,
     check_new_run,
     check_path,
+    check_run_changes,
 )
 from runbase.errors import InvalidInput
 from runbase.settings import _default_user
@@ -76,13 +77,16 @@ class LocalBackend(Backend):
         return RunRecord(**run_store.get_run(self.store, *path, self.stale_after))
 
     def update_run(self, path: RunPath, **changes: Any) -> RunRecord:
+        check_run_changes(changes)
         renamed = {RENAMED.get(k, k): v for k, v in changes.items()}
         return RunRecord(**run_store.update_run(self.store, *path, renamed))
 
     def update_config(self, path: RunPath, changes: dict[str, Any]) -> None:
+        check_run_changes({"config": changes})
         run_store.merge_document(self.store, *path, "config", changes)
 
     def update_summary(self, path: RunPath, changes: dict[str, Any]) -> None:
+        check_run_changes({"summary": changes})
         run_store.merge_document(self.store, *path, "summary", changes)
 
     def heartbeat(self, path: RunPath) -> None:

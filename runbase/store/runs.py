@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, exists, func, select, update
 
-from runbase.errors import Conflict, InvalidFilter, NotFound
+from runbase.errors import Conflict, InvalidFilter, InvalidInput, NotFound
 from runbase.names import display_name
 from runbase.store import filters as filter_compiler
 from runbase.store import order as run_order
@@ -138,7 +138,7 @@ def update_run(
 ) -> dict[str, Any]:
     unknown = set(changes) - UPDATABLE
     if unknown:
-        raise InvalidFilter(f"cannot update run fields {sorted(unknown)}")
+        raise InvalidInput(f"cannot update run fields {sorted(unknown)}")
     with store.write() as conn:
         pk = run_pk(conn, entity, project, run_id)
         if changes:
