@@ -122,8 +122,7 @@ class LocalBackend(Backend):
         pk = self._pk(path)
         with self.store.read() as conn:
             keys = history_store.key_counts(conn, pk, number)
-            count = history_store.line_count(conn, pk, number)
-        last_step = self.get_run(path).last_step if number == 0 else (count - 1 if count else None)
+            count, last_step = history_store.extent(conn, pk, number)
         return HistoryKeys(keys=keys, last_step=last_step, line_count=count)
 
     def sample_history(

@@ -43,7 +43,8 @@ class Run(RunIdentity):
         self._finished = False
         self._runtime_offset = float(record.summary.get("_runtime") or 0.0)
         self._start = time.time()
-        self._saved: dict[Path, str] = {}
+        # saved file -> (name, policy, modification time when stored; None if not yet)
+        self._saved: dict[Path, tuple[str, str, float | None]] = {}
         self._dir = (
             Path(dir) if dir else settings.data_dir / "runs" / str(self._path).replace("/", "_")
         )
@@ -193,18 +194,23 @@ class Run(RunIdentity):
             name = os.path.relpath(file, base_path).replace(os.sep, "/")
             if name.startswith("../"):
                 name = file.name
-            self._saved[file.resolve()] = name
-            if policy != "end":
-                self._put(file, name)
+            stored = self._put(file, name) if policy != "end" else None
+            self._saved[file.resolve()] = (name, policy, stored)
             names.append(name)
         return names
 
-    def _put(self, file: Path, name: str) -> None:
+    def _put(self, file: Path, name: str) -> float:
+        """Store the file; returns the modification time of what was stored."""
+        modified = file.stat().st_mtime
         self._backend.put_file(self._path, name, file.read_bytes())
+        return modified
 
     def _save_at_finish(self) -> None:
-        for file, name in self._saved.items():
-            if file.is_file():
+        """Store ``end`` files, and ``live`` files changed since they were stored."""
+        for file, (name, policy, stored) in self._saved.items():
+            if policy == "now" or not file.is_file():
+                continue
+            if stored is None or file.stat().st_mtime != stored:
                 self._put(file, name)
         for file in sorted(self._dir.rglob("*")):
             if file.is_file() and file.resolve() not in self._saved:

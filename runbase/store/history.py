@@ -162,6 +162,16 @@ def line_count(conn: Connection, pk: int, stream: int) -> int:
     return conn.execute(select(LINE_COUNT[stream]).where(runs.c.storage_id == pk)).scalar_one()
 
 
+def extent(conn: Connection, pk: int, stream: int) -> tuple[int, int | None]:
+    """(rows, last step) of a stream; the system stream's step is its index."""
+    count, last_step = conn.execute(
+        select(LINE_COUNT[stream], runs.c.last_step).where(runs.c.storage_id == pk)
+    ).one()
+    if stream != 0:
+        last_step = count - 1 if count else None
+    return count, last_step
+
+
 def evenly(n: int, samples: int) -> list[int]:
     """Up to ``samples`` positions out of ``n``, evenly spread, first and last included."""
     if n <= samples:

@@ -147,12 +147,18 @@ def test_save_stores_files_with_metadata(backend, tmp_path, monkeypatch):
         (tmp_path / "notes.txt").write_text("hello again")  # live: re-saved at finish
         (tmp_path / "late.txt").write_text("end")
         run.save("late.txt", policy="end")
+        (tmp_path / "once.txt").write_text("first")
+        run.save("once.txt", policy="now")
+        (tmp_path / "once.txt").write_text("changed later")  # now: not stored again
         with pytest.raises(ValueError, match="policy"):
             run.save("late.txt", policy="sometimes")
         (__import__("pathlib").Path(run.dir) / "in-run-dir.txt").write_text("auto")
     page = backend.list_files(run._path, [], 50, None)
     by_name = {f.name: f for f in page.items}
-    assert set(by_name) == {"ckpt/model.bin", "notes.txt", "late.txt", "in-run-dir.txt"}
+    assert set(by_name) == {
+        "ckpt/model.bin", "notes.txt", "late.txt", "once.txt", "in-run-dir.txt",
+    }  # fmt: skip
+    assert backend.read_file(run._path, "once.txt") == b"first"
     assert by_name["notes.txt"].size == len("hello again")
     assert by_name["notes.txt"].mimetype == "text/plain"
     assert backend.read_file(run._path, "ckpt/model.bin") == b"\x00\x01weights"
