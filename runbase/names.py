@@ -21,6 +21,7 @@ NOUNS = (
     "thunder", "tree", "valley", "wave", "wind", "wood",
 )  # fmt: skip
 ID_ALPHABET = string.ascii_lowercase + string.digits
+DEFAULT_PROJECT = "uncategorized"
 
 
 def new_run_id() -> str:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from runbase import checks
+from runbase.names import DEFAULT_PROJECT
+
 ENV_PREFIX = "RUNBASE_"
 DEFAULT_APP_URL = "http://127.0.0.1:8080"
 
@@ -48,6 +51,11 @@ class Settings:
         return self.entity or _default_user()
 
     @property
+    def default_project(self) -> str:
+        """The project used when a call names none."""
+        return self.project or DEFAULT_PROJECT
+
+    @property
     def app_url(self) -> str:
         """Where the web app lives: ``base_url``, else the default ``runbase server`` address."""
         return (self.base_url or DEFAULT_APP_URL).rstrip("/")
@@ -68,14 +76,14 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
         settings = cls(**values)
-        if settings.mode not in ("online", "offline", "disabled"):
-            raise ValueError(
-                f"mode must be 'online', 'offline' or 'disabled', not {settings.mode!r}"
-            )
+        checks.mode(settings.mode)
         return settings
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with ``changes``; the mode is checked again."""
+        settings = replace(self, **changes)
+        checks.mode(settings.mode)
+        return settings
 
 
 def _coerce(name: str, type_name: Any, raw: str) -> Any:

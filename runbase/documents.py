@@ -1,0 +1,86 @@
+"""The codec of config and summary documents, shared by every layer.
+
+JSON has no NaN or infinity, and ``orjson`` writes them as ``null`` without a word. A
+document keeps them by tagging each non-finite float as ``{"$float": "NaN"}`` (or
+``"Infinity"``, ``"-Infinity"``); ``decode`` turns the tags back into floats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+from runbase.errors import InvalidInput
+
+FLOAT_TAG = "$float"
+NAN_TAG = {FLOAT_TAG: "NaN"}
+
+
+def encode(value: Any, tag_infinity: bool = True) -> str:
+    """JSON text of a document; non-finite floats tagged (infinities only if ``tag_infinity``,
+    else written as JSON5 ``Infinity`` tokens)."""
+    try:
+        if is_finite(value):
+            return orjson.dumps(value).decode()
+        return json.dumps(tag(value, tag_infinity), allow_nan=True)
+    except TypeError as exc:
+        raise InvalidInput(f"not a JSON document: {exc}") from None
+
+
+def decode(raw: bytes | str) -> Any:
+    """A document from its JSON text: tags become floats again (``9e999`` reads as infinity)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = json.loads(raw)
+    marker: bytes | str = FLOAT_TAG.encode() if isinstance(raw, bytes) else FLOAT_TAG
+    return untag(value) if marker in raw else value  # type: ignore[operator]
+
+
+def decode_row(text: str | bytes) -> dict[str, Any]:
+    """One history row (JSON text that may hold NaN/Infinity tokens, as Python writes them)."""
+    try:
+        row: dict[str, Any] = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        row = json.loads(text)
+    return row
+
+
+def is_finite(value: Any) -> bool:
+    """Whether no float anywhere in ``value`` is NaN or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(is_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(is_finite(v) for v in value)
+    return True
+
+
+def tag(value: Any, tag_infinity: bool = True) -> Any:
+    """``value`` with its non-finite floats replaced by tags."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return dict(NAN_TAG)
+        if tag_infinity:
+            return {FLOAT_TAG: "Infinity" if value > 0 else "-Infinity"}
+        return value
+    if isinstance(value, dict):
+        return {k: tag(v, tag_infinity) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tag(v, tag_infinity) for v in value]
+    return value
+
+
+def untag(value: Any) -> Any:
+    """``value`` with tags turned back into floats."""
+    if isinstance(value, dict):
+        if len(value) == 1 and FLOAT_TAG in value:
+            return float(value[FLOAT_TAG])
+        return {k: untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [untag(v) for v in value]
+    return value
