@@ -1,24 +1,58 @@
-"""One interface over storage, local or remote."""
+"""One interface over storage, local or remote.
+
+The embedded implementation (``LocalBackend``, over the SQL store) is imported only when a
+backend is opened, so ``import runbase`` does not load SQLAlchemy.
+"""
 
 from __future__ import annotations
 
+import atexit
+import threading
+from typing import TYPE_CHECKING
+
 from runbase.backend.base import Backend, RunPath
-from runbase.backend.local import LocalBackend
 from runbase.settings import Settings
-from runbase.store import Store
 
-__all__ = ["Backend", "LocalBackend", "RunPath", "open_backend"]
+if TYPE_CHECKING:
+    from runbase.store import Store
 
-_OPEN: dict[tuple, Backend] = {}
+__all__ = ["Backend", "RunPath", "close_backends", "open_backend"]
+
+_OPEN: dict[Settings, Backend] = {}
+_STORES: dict[tuple[str | None, str], Store] = {}
+_LOCK = threading.Lock()
 
 
 def open_backend(settings: Settings) -> Backend:
-    """The backend the settings name; one per database per process, shared."""
-    key = (str(settings.data_dir), settings.database_url, settings.default_entity)
-    backend = _OPEN.get(key)
-    if backend is None:
-        store = Store.open(settings.database_url, settings.data_dir)
-        backend = _OPEN[key] = LocalBackend(
-            store, settings.default_entity, settings.heartbeat_timeout
-        )
-    return backend
+    """The backend the settings name, opened once per distinct ``Settings`` in a process and
+    shared; ``close_backends`` (also run at exit) closes them all."""
+    with _LOCK:
+        backend = _OPEN.get(settings)
+        if backend is None:
+            backend = _OPEN[settings] = _open(settings)
+            if len(_OPEN) == 1:
+                atexit.register(close_backends)
+        return backend
+
+
+def _open(settings: Settings) -> Backend:
+    """A new backend for the settings: the embedded store (SQLite in the data directory, or
+    ``database_url``), one per database in a process, so that SQLite has one writer."""
+    from runbase.backend.local import LocalBackend
+    from runbase.store import Store
+
+    where = (settings.database_url, str(settings.data_dir))
+    store = _STORES.get(where)
+    if store is None:
+        store = _STORES[where] = Store.open(settings.database_url, settings.data_dir)
+    return LocalBackend(store, settings.default_entity, settings.heartbeat_timeout)
+
+
+def close_backends() -> None:
+    """Close every backend ``open_backend`` opened; a later call opens new ones."""
+    with _LOCK:
+        stores = list(_STORES.values())
+        _OPEN.clear()
+        _STORES.clear()
+    for store in stores:
+        store.close()

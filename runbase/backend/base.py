@@ -7,14 +7,17 @@ same operations to a server. The SDK and the public API are written once, agains
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
 
+from runbase import checks
 from runbase.errors import InvalidInput
 
 T = TypeVar("T")
 
-STREAMS = ("default", "system")
+STREAMS = checks.STREAMS
 RUN_STATES = ("running", "finished", "crashed", "failed", "aborted", "killed")
 RESUME_MODES = (None, "allow", "must", "never", "auto")
 
@@ -53,9 +56,11 @@ class RunIdentity:
         return str(self._path)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunRecord:
-    """A run as stored. Times are seconds since the epoch (UTC)."""
+    """A run as stored. Times are seconds since the epoch (UTC). ``state`` is derived when
+    read: a running run whose heartbeat is older than the backend's timeout reads
+    ``crashed``. ``read_only`` tells whether the caller may not change the run."""
 
     storage_id: int
     entity: str
@@ -67,7 +72,7 @@ class RunRecord:
     summary: dict[str, Any]
     system_metrics: dict[str, Any]
     metadata: dict[str, Any]
-    tags: list[str]
+    tags: tuple[str, ...]
     notes: str | None
     group: str | None
     job_type: str | None
@@ -80,19 +85,20 @@ class RunRecord:
     system_line_count: int
     last_step: int | None
     exit_code: int | None
+    read_only: bool = False
 
     @property
     def path(self) -> RunPath:
         return RunPath(self.entity, self.project, self.run_id)
 
 
-@dataclass
+@dataclass(frozen=True)
 class NewRun:
     """What ``create_run`` needs beyond the path."""
 
     display_name: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
     notes: str | None = None
     group: str | None = None
     job_type: str | None = None
@@ -102,36 +108,82 @@ class NewRun:
     resume: str | None = None
 
 
-NAME_LIMITS = {"entity": 128, "project": 128, "run_id": 128}
+class Unset(enum.Enum):
+    """The value of a ``RunChanges`` field that does not change."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+@dataclass(frozen=True)
+class RunChanges:
+    """Fields of a run to set; a field left ``UNSET`` keeps its stored value. ``config`` and
+    ``summary`` replace the stored documents (merges are ``update_config``/``update_summary``)."""
+
+    display_name: str | Unset = UNSET
+    tags: tuple[str, ...] | Unset = UNSET
+    notes: str | None | Unset = UNSET
+    group: str | None | Unset = UNSET
+    job_type: str | None | Unset = UNSET
+    sweep: str | None | Unset = UNSET
+    config: dict[str, Any] | Unset = UNSET
+    summary: dict[str, Any] | Unset = UNSET
+    metadata: dict[str, Any] | Unset = UNSET
+    system_metrics: dict[str, Any] | Unset = UNSET
+    state: str | Unset = UNSET
+    exit_code: int | None | Unset = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """The fields that are set, by name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is not UNSET
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self.values())
+
+
 TEXT_FIELDS = {"display_name": 256, "group": 256, "job_type": 256, "sweep": 128, "notes": None}
 
 
 def check_path(path: RunPath) -> RunPath:
     """``InvalidInput`` unless each part is a non-empty string without '/' of fitting length."""
-    for part, limit in NAME_LIMITS.items():
-        value = getattr(path, part)
-        if not isinstance(value, str) or not value or "/" in value or len(value) > limit:
-            raise InvalidInput(
-                f"{part} must be a non-empty string without '/' of at most {limit} characters,"
-                f" not {value!r}"
-            )
+    for part in RunPath._fields:
+        checks.name_part(getattr(path, part), part)
     return path
+
+
+def _check_text(name: str, value: Any) -> None:
+    limit = TEXT_FIELDS[name]
+    if value is not None and (not isinstance(value, str) or (limit and len(value) > limit)):
+        size = f" of at most {limit} characters" if limit else ""
+        raise InvalidInput(f"{name} must be a string{size}, not {value!r}")
+
+
+def _check_tags(value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(tag, str) for tag in value):
+        raise InvalidInput(f"tags must be a list of strings, not {value!r}")
+
+
+def _check_dict(name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name} must be a dict, not {type(value).__name__}")
+    check_document(name, value)
 
 
 def check_new_run(new: NewRun) -> NewRun:
     """``InvalidInput`` naming the first field of a new run that has the wrong type."""
-    for name, limit in TEXT_FIELDS.items():
-        value = getattr(new, name)
-        if value is not None and (not isinstance(value, str) or (limit and len(value) > limit)):
-            size = f" of at most {limit} characters" if limit else ""
-            raise InvalidInput(f"{name} must be a string{size}, not {value!r}")
-    if not isinstance(new.tags, list) or not all(isinstance(tag, str) for tag in new.tags):
-        raise InvalidInput(f"tags must be a list of strings, not {new.tags!r}")
-    for name in ("config", "metadata"):
-        value = getattr(new, name)
-        if not isinstance(value, dict):
-            raise InvalidInput(f"{name} must be a dict, not {type(value).__name__}")
-        check_document(name, value)
+    for name in TEXT_FIELDS:
+        _check_text(name, getattr(new, name))
+    _check_tags(new.tags)
+    _check_dict("config", new.config)
+    _check_dict("metadata", new.metadata)
+    if new.resume not in RESUME_MODES:
+        raise InvalidInput(f"resume must be one of {RESUME_MODES[1:]} or None, not {new.resume!r}")
     return new
 
 
@@ -155,17 +207,19 @@ def check_document(name: str, value: Any) -> Any:
     raise InvalidInput(f"{name} cannot be stored: {type(value).__name__} is not a JSON value")
 
 
-def check_run_changes(changes: dict[str, Any]) -> dict[str, Any]:
+def check_run_changes(changes: RunChanges) -> RunChanges:
     """``InvalidInput`` naming the first change to a run's fields that has the wrong type."""
-    for name, value in changes.items():
+    if not isinstance(changes, RunChanges):
+        raise InvalidInput(f"run changes must be a RunChanges, not {type(changes).__name__}")
+    for name, value in changes.values().items():
         if name in TEXT_FIELDS:
-            check_new_run(NewRun(**{name: value}))
+            _check_text(name, value)
+            if name == "display_name" and value is None:
+                raise InvalidInput("display_name must be a string, not None")
         elif name == "tags":
-            check_new_run(NewRun(tags=value))
+            _check_tags(value)
         elif name in ("config", "summary", "metadata", "system_metrics"):
-            if not isinstance(value, dict):
-                raise InvalidInput(f"{name} must be a dict, not {type(value).__name__}")
-            check_document(name, value)
+            _check_dict(name, value)
         elif name == "state" and value not in RUN_STATES:
             raise InvalidInput(f"state must be one of {RUN_STATES}, not {value!r}")
         elif name == "exit_code" and not (value is None or type(value) is int):
@@ -173,7 +227,7 @@ def check_run_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProjectRecord:
     entity: str
     name: str
@@ -181,7 +235,7 @@ class ProjectRecord:
     run_count: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileRecord:
     name: str
     size: int
@@ -190,7 +244,7 @@ class FileRecord:
     updated_at: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepRecord:
     entity: str
     project: str
@@ -212,7 +266,7 @@ class HistoryRow(NamedTuple):
     row: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunQuery:
     """A page request for runs of one project. ``cursor`` is the previous page's ``next_cursor``."""
 
@@ -224,13 +278,33 @@ class RunQuery:
     cursor: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A page request for a run's history rows in index order.
+
+    ``keys``: only rows that hold all of them. ``min_step`` is inclusive, ``max_step``
+    exclusive. ``cursor`` is the previous page's ``next_cursor``: it carries the resolved
+    index bounds, so later pages do not look the steps up again.
+    """
+
+    path: RunPath
+    stream: str = "default"
+    keys: tuple[str, ...] | None = None
+    min_step: int | None = None
+    max_step: int | None = None
+    page_size: int = 1000
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
+    """Items of one page; ``next_cursor`` asks for the next one, None after the last."""
+
     items: list[T]
     next_cursor: str | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class HistoryKeys:
     """Which keys a stream holds (with the number of rows that hold each) and its last step."""
 
@@ -239,8 +313,21 @@ class HistoryKeys:
     line_count: int
 
 
+Chunks = Iterable[bytes]
+CHUNK_SIZE = 1 << 20
+
+
+def file_chunks(file: BinaryIO, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The bytes of an open binary file, ``size`` at a time."""
+    while chunk := file.read(size):
+        yield chunk
+
+
 class Backend(abc.ABC):
-    """Everything the SDK and the public API ask of storage, local or remote."""
+    """Everything the SDK and the public API ask of storage, local or remote.
+
+    Arguments and results are immutable values that JSON can carry; a backend raises only
+    ``RunbaseError``s."""
 
     # identity
     @abc.abstractmethod
@@ -255,9 +342,8 @@ class Backend(abc.ABC):
     def get_run(self, path: RunPath) -> RunRecord: ...
 
     @abc.abstractmethod
-    def update_run(self, path: RunPath, **changes: Any) -> RunRecord:
-        """Set any of: display_name, tags, notes, group, job_type, config, summary, state,
-        exit_code, metadata. ``config`` and ``summary`` replace the stored documents."""
+    def update_run(self, path: RunPath, changes: RunChanges) -> RunRecord:
+        """Set the fields ``changes`` sets; returns the run as stored after."""
 
     @abc.abstractmethod
     def update_config(self, path: RunPath, changes: dict[str, Any]) -> None:
@@ -299,27 +385,19 @@ class Backend(abc.ABC):
         ``keys``, only rows holding all of them."""
 
     @abc.abstractmethod
-    def scan_history(
-        self,
-        path: RunPath,
-        stream: str,
-        keys: list[str] | None,
-        after_idx: int,
-        limit: int,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> list[tuple[int, str]]:
-        """Rows with index > ``after_idx`` in order, as (index, JSON text), at most ``limit``."""
+    def scan_history(self, query: HistoryQuery) -> Page[str]:
+        """One page of rows (JSON text) in index order."""
 
     @abc.abstractmethod
     def sample_histories(
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
-    ) -> dict[RunPath, list[str]]:
-        """``sample_history`` for many runs at once."""
+    ) -> list[list[str]]:
+        """``sample_history`` for many runs at once, in the order of ``paths``."""
 
     # files
     @abc.abstractmethod
-    def put_file(self, path: RunPath, name: str, data: bytes) -> FileRecord: ...
+    def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:
+        """Store a file from its bytes, given as chunks (``file_chunks`` reads an open file)."""
 
     @abc.abstractmethod
     def list_files(
@@ -330,7 +408,8 @@ class Backend(abc.ABC):
     def count_files(self, path: RunPath, names: list[str]) -> int: ...
 
     @abc.abstractmethod
-    def read_file(self, path: RunPath, name: str) -> bytes: ...
+    def read_file(self, path: RunPath, name: str) -> Iterator[bytes]:
+        """The file's bytes as chunks; ``NotFound`` is raised by the call, not by iteration."""
 
     @abc.abstractmethod
     def delete_file(self, path: RunPath, name: str) -> None: ...
