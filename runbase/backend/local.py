@@ -1,18 +1,34 @@
-"""The backend over a store in this process."""
+"""The backend over a store in this process.
+
+Every public method raises only ``RunbaseError``s: the store raises ``InvalidInput``,
+``NotFound``, ``Conflict``; anything else (a database error, an ``OSError``) becomes a
+``CommError`` holding the original, in one place (``_runbase_errors``).
+"""
 
 from __future__ import annotations
 
+import functools
+import operator
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
+from sqlalchemy import Connection
+
+from runbase import checks
 from runbase.backend.base import (
+    CHUNK_SIZE,
     Backend,
+    Chunks,
     FileRecord,
     HistoryKeys,
+    HistoryQuery,
     HistoryRow,
     NewRun,
     Page,
     ProjectRecord,
+    RunChanges,
     RunPath,
     RunQuery,
     RunRecord,
@@ -21,7 +37,7 @@ from runbase.backend.base import (
     check_path,
     check_run_changes,
 )
-from runbase.errors import InvalidInput
+from runbase.errors import CommError, InvalidInput, RunbaseError
 from runbase.settings import _default_user
 from runbase.store import Store
 from runbase.store import files as file_store
@@ -30,12 +46,15 @@ from runbase.store import projects as project_store
 from runbase.store import runs as run_store
 from runbase.store import sweeps as sweep_store
 
+P = ParamSpec("P")
+T = TypeVar("T")
 RENAMED = {"metadata": "run_metadata"}
+_row_text = operator.itemgetter(1)
 
 
 class LocalBackend(Backend):
     """Calls the store directly. Runs whose heartbeat is older than ``stale_after`` seconds
-    are reported as crashed."""
+    read as crashed. The local user owns every run: records are never ``read_only``."""
 
     def __init__(self, store: Store, entity: str | None = None, stale_after: float = 60.0) -> None:
         self.store = store
@@ -49,10 +68,14 @@ class LocalBackend(Backend):
     def _pk(self, path: RunPath) -> int:
         pk = self._pks.get(path)
         if pk is None:
+            check_path(path)
             with self.store.read() as conn:
                 pk = run_store.run_pk(conn, *path)
             self._pks[path] = pk
         return pk
+
+    def _stale_before(self) -> float:
+        return time.time() - self.stale_after
 
     # runs
     def create_run(self, path: RunPath, new: NewRun) -> RunRecord:
@@ -70,41 +93,51 @@ class LocalBackend(Backend):
             "run_metadata": new.metadata,
         }
         resume = "allow" if new.resume == "auto" else new.resume
-        row = run_store.create_run(self.store, *path, values, resume)
-        return RunRecord(**row)
+        return _run_record(run_store.create_run(self.store, *path, values, resume))
 
     def get_run(self, path: RunPath) -> RunRecord:
-        return RunRecord(**run_store.get_run(self.store, *path, self.stale_after))
+        check_path(path)
+        return _run_record(run_store.get_run(self.store, *path, self._stale_before()))
 
-    def update_run(self, path: RunPath, **changes: Any) -> RunRecord:
+    def update_run(self, path: RunPath, changes: RunChanges) -> RunRecord:
+        check_path(path)
         check_run_changes(changes)
-        renamed = {RENAMED.get(k, k): v for k, v in changes.items()}
-        return RunRecord(**run_store.update_run(self.store, *path, renamed))
+        renamed = {RENAMED.get(k, k): v for k, v in changes.values().items()}
+        if "tags" in renamed:
+            renamed["tags"] = list(renamed["tags"])
+        stored = run_store.update_run(self.store, *path, renamed, self._stale_before())
+        return _run_record(stored)
 
     def update_config(self, path: RunPath, changes: dict[str, Any]) -> None:
-        check_run_changes({"config": changes})
+        check_path(path)
+        check_run_changes(RunChanges(config=changes))
         run_store.merge_document(self.store, *path, "config", changes)
 
     def update_summary(self, path: RunPath, changes: dict[str, Any]) -> None:
-        check_run_changes({"summary": changes})
+        check_path(path)
+        check_run_changes(RunChanges(summary=changes))
         run_store.merge_document(self.store, *path, "summary", changes)
 
     def heartbeat(self, path: RunPath) -> None:
+        check_path(path)
         run_store.heartbeat(self.store, *path)
 
     def finish_run(self, path: RunPath, state: str, exit_code: int | None) -> None:
+        check_path(path)
+        check_run_changes(RunChanges(state=state, exit_code=exit_code))
         run_store.finish_run(self.store, *path, state, exit_code)
 
     def query_runs(self, query: RunQuery) -> Page[RunRecord]:
-        _check_per_page(query.per_page)
+        checks.positive_int(query.per_page, "per_page")
         rows, cursor = run_store.query_runs(
             self.store, query.entity, query.project, query.filters, query.order,
-            query.per_page, query.cursor, self.stale_after,
+            query.per_page, query.cursor, self._stale_before(),
         )  # fmt: skip
-        return Page([RunRecord(**row) for row in rows], cursor)
+        return Page([_run_record(row) for row in rows], cursor)
 
     def count_runs(self, entity: str, project: str, filters: dict[str, Any]) -> int:
-        return run_store.count_runs(self.store, entity, project, filters, self.stale_after)
+        stale_before = self._stale_before()
+        return run_store.count_runs(self.store, entity, project, filters, stale_before)
 
     # history
     def append_history(
@@ -114,8 +147,12 @@ class LocalBackend(Backend):
         if not rows and not latest:
             return
         pk = self._pk(path)
-        with self.store.write() as conn:
-            history_store.append(conn, pk, number, rows, latest)
+        dialect = self.store.dialect
+
+        def write(conn: Connection) -> None:
+            history_store.append(conn, dialect, pk, number, rows, latest)
+
+        self.store.write_fn(write)
 
     def history_keys(self, path: RunPath, stream: str = "default") -> HistoryKeys:
         number = history_store.stream_number(stream)
@@ -128,48 +165,54 @@ class LocalBackend(Backend):
     def sample_history(
         self, path: RunPath, stream: str, samples: int, keys: list[str] | None
     ) -> list[str]:
-        number = history_store.stream_number(stream)
-        _check_samples(samples)
-        with self.store.read() as conn:
-            return history_store.sample(conn, self._pk(path), number, samples, keys)
+        return self.sample_histories([path], stream, samples, keys)[0]
 
-    def scan_history(
-        self,
-        path: RunPath,
-        stream: str,
-        keys: list[str] | None,
-        after_idx: int,
-        limit: int,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> list[tuple[int, str]]:
-        number = history_store.stream_number(stream)
-        _check_per_page(limit, "page_size")
+    def scan_history(self, query: HistoryQuery) -> Page[str]:
+        number = history_store.stream_number(query.stream)
+        checks.positive_int(query.page_size, "page_size")
+        keys = checks.keys(query.keys)
+        checks.optional_int(query.min_step, "min_step")
+        checks.optional_int(query.max_step, "max_step")
+        pk = self._pk(query.path)
         with self.store.read() as conn:
-            return history_store.scan(
-                conn, self._pk(path), number, keys, after_idx, limit, min_step, max_step
+            if query.cursor is None:
+                bounds = history_store.scan_bounds(conn, pk, number, query.min_step, query.max_step)
+            else:
+                bounds = history_store.ScanBounds.decode(query.cursor)
+            found = history_store.scan(
+                conn, self.store.dialect, pk, number, bounds, keys, query.page_size
             )
+        rows = list(map(_row_text, found))
+        if len(found) < query.page_size:
+            return Page(rows, None)
+        return Page(rows, bounds.next(found[-1][0]).encode())
 
     def sample_histories(
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
-    ) -> dict[RunPath, list[str]]:
+    ) -> list[list[str]]:
         number = history_store.stream_number(stream)
-        _check_samples(samples)
-        pks = {path: self._pk(path) for path in paths}
+        checks.positive_int(samples, "samples")
+        wanted = checks.keys(keys)
+        pks = [self._pk(path) for path in paths]
         with self.store.read() as conn:
-            found = history_store.sample_many(conn, list(pks.values()), number, samples, keys)
-        return {path: found[pk] for path, pk in pks.items()}
+            return history_store.sample_many(conn, self.store.dialect, pks, number, samples, wanted)
 
     # files
-    def put_file(self, path: RunPath, name: str, data: bytes) -> FileRecord:
+    def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:
         pk = self._pk(path)
-        with self.store.write() as conn:
-            return FileRecord(**file_store.put(self.store, conn, pk, name, data))
+        record = file_store.write_blob(self.store, pk, name, chunks)
+        dialect = self.store.dialect
+
+        def write(conn: Connection) -> None:
+            file_store.save_record(dialect, conn, pk, record)
+
+        self.store.write_fn(write)
+        return FileRecord(**record)
 
     def list_files(
         self, path: RunPath, names: list[str], per_page: int, cursor: str | None
     ) -> Page[FileRecord]:
-        _check_per_page(per_page)
+        checks.positive_int(per_page, "per_page")
         with self.store.read() as conn:
             rows = file_store.list_page(conn, self._pk(path), names, per_page + 1, cursor)
         more = len(rows) > per_page
@@ -180,17 +223,23 @@ class LocalBackend(Backend):
         with self.store.read() as conn:
             return file_store.count(conn, self._pk(path), names)
 
-    def read_file(self, path: RunPath, name: str) -> bytes:
+    def read_file(self, path: RunPath, name: str) -> Iterator[bytes]:
         with self.store.read() as conn:
-            return file_store.read(self.store, conn, self._pk(path), name)
+            blob = file_store.find_blob(self.store, conn, self._pk(path), name)
+        return _comm_errors(file_store.read_chunks(blob, CHUNK_SIZE))
 
     def delete_file(self, path: RunPath, name: str) -> None:
-        with self.store.write() as conn:
-            file_store.remove(self.store, conn, self._pk(path), name)
+        pk = self._pk(path)
+        store = self.store
+
+        def write(conn: Connection) -> None:
+            file_store.remove(store, conn, pk, name)
+
+        store.write_fn(write)
 
     # projects
     def list_projects(self, entity: str, per_page: int, cursor: str | None) -> Page[ProjectRecord]:
-        _check_per_page(per_page)
+        checks.positive_int(per_page, "per_page")
         rows = project_store.list_projects(self.store, entity, per_page + 1, cursor)
         more = len(rows) > per_page
         rows = rows[:per_page]
@@ -201,12 +250,18 @@ class LocalBackend(Backend):
 
     # sweeps
     def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord:
+        checks.name_part(entity, "entity")
+        checks.name_part(project, "project")
         if not isinstance(config, dict):
             raise InvalidInput(f"sweep config must be a dict, not {type(config).__name__}")
         sweep_id = uuid.uuid4().hex[:8]
         name = str(config.get("name") or sweep_id)
-        with self.store.write() as conn:
-            return SweepRecord(**sweep_store.create(conn, entity, project, sweep_id, name, config))
+        dialect = self.store.dialect
+
+        def write(conn: Connection) -> dict[str, Any]:
+            return sweep_store.create(dialect, conn, entity, project, sweep_id, name, config)
+
+        return SweepRecord(**self.store.write_fn(write))
 
     def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord:
         with self.store.read() as conn:
@@ -216,11 +271,40 @@ class LocalBackend(Backend):
         self.store.close()
 
 
-def _check_per_page(value: int, name: str = "per_page") -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInput(f"{name} must be a positive integer, not {value!r}")
+def _run_record(row: dict[str, Any]) -> RunRecord:
+    return RunRecord(**{**row, "tags": tuple(row["tags"])})
 
 
-def _check_samples(value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInput(f"samples must be a positive integer, not {value!r}")
+def _as_runbase_error(exc: Exception) -> RunbaseError:
+    if isinstance(exc, RunbaseError):
+        return exc
+    return CommError(f"{type(exc).__name__}: {exc}", exc=exc)
+
+
+def _runbase_errors(method: Callable[P, T]) -> Callable[P, T]:
+    """``method`` raising a ``CommError`` where it would raise anything but a
+    ``RunbaseError``."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except RunbaseError:
+            raise
+        except Exception as exc:
+            raise _as_runbase_error(exc) from exc
+
+    return call
+
+
+def _comm_errors(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except RunbaseError:
+        raise
+    except Exception as exc:
+        raise _as_runbase_error(exc) from exc
+
+
+for _name in Backend.__abstractmethods__:
+    setattr(LocalBackend, _name, _runbase_errors(getattr(LocalBackend, _name)))

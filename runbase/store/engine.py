@@ -1,130 +1,187 @@
-"""The database connection: a SQLAlchemy engine set up for WAL SQLite or PostgreSQL."""
+"""The database: an engine set up by its ``Dialect``, reads on pooled connections, and writes
+through ``Store.write_fn``.
+
+On SQLite every write of the process goes through one writer thread (datasette's
+``execute_write_fn``): it runs each function in its own ``BEGIN IMMEDIATE`` transaction, so
+request threads never queue on the file lock, and hands back the result or the exception. On
+PostgreSQL the function runs in the caller's thread; row locks order concurrent writers.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, text
 
-from runbase.errors import CommError
+from runbase.errors import CommError, RunbaseError
+from runbase.store.dialect import Dialect, dialect_for, sqlite_module
 from runbase.store.migrations import migrate
 
-MIN_SQLITE = (3, 45, 0)
-STATISTICS_EVERY = 10.0  # seconds between checks of the planner statistics
+__all__ = ["Store", "sqlite_module"]
 
-
-def sqlite_module():
-    """The newest SQLite binding at hand: pysqlite3 when installed, else the stdlib's."""
-    try:
-        import pysqlite3.dbapi2 as module  # type: ignore[import-not-found]
-    except ImportError:
-        module = sqlite3
-    if module.sqlite_version_info < MIN_SQLITE:
-        raise CommError(
-            f"runbase needs SQLite >= {'.'.join(map(str, MIN_SQLITE))} for JSONB; "
-            f"this Python has {module.sqlite_version}: pip install pysqlite3-binary"
-        )
-    return module
+T = TypeVar("T")
+STATISTICS_EVERY = 10.0  # seconds between reads of the planner statistics
+ANALYZE_FROM = 1000  # runs below which the planner needs no statistics
 
 
 class Store:
-    """One database. ``write()`` gives a transaction that holds the write lock from its start."""
+    """One database. ``write_fn(fn)`` runs ``fn(conn)`` in a write transaction; ``read()``
+    gives a read transaction."""
 
-    def __init__(self, engine: Engine, files_dir: Path) -> None:
+    def __init__(self, engine: Engine, dialect: Dialect, files_dir: Path) -> None:
         self.engine = engine
+        self.dialect = dialect
         self.files_dir = files_dir
-        self.dialect = engine.dialect.name
-        self._statistics_checked = -STATISTICS_EVERY
         self.scan_runs = False
-        with self.write() as conn:
-            migrate(conn)
+        self._statistics_read = -STATISTICS_EVERY
+        self._writer: _WriterThread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
+        # Before the store is shared: in this thread, which spares a process that only
+        # reads the writer thread (a second thread makes every GIL hand-off dearer).
+        try:
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
+                migrate(conn)
+                self.refresh_statistics(conn)
+        except BaseException:
+            engine.dispose()
+            raise
 
     @classmethod
     def open(cls, database_url: str | None, data_dir: Path) -> Store:
         """Open (and create or migrate) the database; SQLite under ``data_dir`` by default."""
         data_dir.mkdir(parents=True, exist_ok=True)
         url = database_url or f"sqlite:///{data_dir / 'runbase.db'}"
-        if url.startswith("sqlite"):
-            engine = _sqlite_engine(url)
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
-        return cls(engine, data_dir / "files")
+        dialect = dialect_for(url)
+        return cls(dialect.create_engine(url), dialect, data_dir / "files")
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            yield conn
+    def write_fn(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` inside one write transaction; its result, or its exception raised
+        here."""
+        if self.dialect.single_writer:
+            return self._writer_thread().run(fn)
+        with self.engine.connect() as conn, conn.begin():
+            return fn(conn)
+
+    def _writer_thread(self) -> _WriterThread:
+        writer = self._writer
+        if writer is None:
+            with self._writer_lock:
+                if self._closed:
+                    raise CommError("the store is closed")
+                writer = self._writer = self._writer or _WriterThread(self.engine)
+        return writer
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def refresh_statistics(self) -> None:
-        """Keep ``scan_runs`` current: whether a project holds so large a share of all runs
-        that reading the runs table straight through beats the project index (which costs a
-        row lookup per run, about twice the time per run). The runs table is re-analyzed
-        once its size has changed by half; this is checked at most every few seconds."""
-        now = time.monotonic()
-        if self.dialect != "sqlite" or now - self._statistics_checked < STATISTICS_EVERY:
+    def refresh_statistics(self, conn: Connection) -> None:
+        """On the write path: re-analyze the runs table once its size has changed by half
+        since it was last analyzed, and update ``scan_runs``."""
+        stats = self.dialect.runs_statistics(conn)
+        if stats is None:
             return
-        self._statistics_checked = now
+        rows = conn.execute(text("SELECT max(storage_id) FROM runs")).scalar() or 0
+        analyzed = stats[0]
+        if rows >= ANALYZE_FROM and not analyzed / 1.5 <= rows <= analyzed * 1.5:
+            self.dialect.analyze_runs(conn)
+            stats = self.dialect.runs_statistics(conn)
+        self._use_statistics(stats)
+
+    def read_statistics(self) -> None:
+        """Keep ``scan_runs`` current with statistics another process may have refreshed;
+        reads them at most every few seconds."""
+        now = time.monotonic()
+        if now - self._statistics_read < STATISTICS_EVERY:
+            return
         with self.read() as conn:
-            rows = conn.exec_driver_sql("SELECT max(storage_id) FROM runs").scalar() or 0
-            analyzed, per_project = _runs_statistics(conn)
-        if rows >= 1000 and not analyzed / 1.5 <= rows <= analyzed * 1.5:
-            with self.write() as conn:
-                conn.exec_driver_sql("ANALYZE runs")
-                analyzed, per_project = _runs_statistics(conn)
-        self.scan_runs = analyzed >= 1000 and per_project * 4 > analyzed
+            self._use_statistics(self.dialect.runs_statistics(conn))
+
+    def _use_statistics(self, stats: tuple[int, int] | None) -> None:
+        # Whether a project holds so large a share of all runs that reading the runs table
+        # straight through beats the project index (a row lookup per run, about twice the
+        # time per run).
+        self._statistics_read = time.monotonic()
+        if stats is not None:
+            analyzed, per_project = stats
+            self.scan_runs = analyzed >= ANALYZE_FROM and per_project * 4 > analyzed
 
     def close(self) -> None:
+        with self._writer_lock:
+            self._closed = True
+            writer = self._writer
+        if writer is not None:
+            writer.close()
         self.engine.dispose()
 
 
-def _runs_statistics(conn: Connection) -> tuple[int, int]:
-    """(runs when last analyzed, average runs per project) from SQLite's statistics."""
-    has_stats = conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
-    ).scalar()
-    stat = (
-        has_stats
-        and conn.exec_driver_sql(
-            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' AND idx = 'ix_runs_project_created'"
-        ).scalar()
-    )
-    if not stat:
-        return 0, 0
-    rows, per_project = (int(part) for part in stat.split()[:2])
-    return rows, per_project
+_STOP = object()
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(
-        url,
-        module=sqlite_module(),
-        connect_args={"timeout": 60, "check_same_thread": False},
-        pool_size=8,
-        max_overflow=16,
-    )
+class _WriterThread:
+    """One thread holding the write connection, started on the first write; functions
+    arrive on a queue."""
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="runbase-sqlite-writer")
+        self._thread.daemon = True
+        self._closed = False
+        self._thread.start()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        immediate = conn.get_execution_options().get("write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("write_fn called from inside a write function")
+        if self._closed:
+            raise CommError("the store is closed")
+        done: Future[T] = Future()
+        self._jobs.put((fn, done))
+        return done.result()
 
-    return engine
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._jobs.put(_STOP)
+            self._thread.join()
+
+    def _loop(self) -> None:
+        conn: Connection | None = None
+        try:
+            while (job := self._jobs.get()) is not _STOP:
+                fn, done = job
+                if not done.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if conn is None or conn.closed or conn.invalidated:
+                        conn = self._engine.connect().execution_options(write=True)
+                    with conn.begin():
+                        result = fn(conn)
+                except BaseException as exc:
+                    done.set_exception(exc)
+                    if not isinstance(exc, RunbaseError) and conn is not None:
+                        conn.close()  # a failed statement may leave it unusable
+                else:
+                    done.set_result(result)
+        finally:
+            if conn is not None:
+                conn.close()
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _STOP:
+                job[1].set_exception(CommError("the store is closed"))

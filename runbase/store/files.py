@@ -7,19 +7,22 @@ import mimetypes
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 
 from runbase.errors import InvalidInput, NotFound
+from runbase.store.dialect import Dialect
 from runbase.store.engine import Store
 from runbase.store.schema import files
 
 FILE_COLUMNS = [files.c.name, files.c.size, files.c.md5, files.c.mimetype, files.c.updated_at]
+Record = dict[str, Any]
 
 
-def check_name(name: str) -> str:
+def check_name(name: Any) -> str:
     """A file name relative to the run: no absolute paths, no '..', no empty parts."""
     if not isinstance(name, str) or not name or "\x00" in name:
         raise InvalidInput(f"invalid file name {name!r}")
@@ -33,29 +36,44 @@ def blob_path(store: Store, pk: int, name: str) -> Path:
     return store.files_dir / str(pk) / check_name(name)
 
 
-def put(store: Store, conn: Connection, pk: int, name: str, data: bytes) -> dict[str, Any]:
-    """Write the bytes (atomically replacing an older version) and upsert the metadata."""
+def write_blob(store: Store, pk: int, name: str, chunks: Iterable[bytes]) -> Record:
+    """Stream the chunks into the file (atomically replacing an older version) and return its
+    metadata; the bytes are never held whole."""
     name = check_name(name)
     target = blob_path(store, pk, name)
     target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.md5()
+    size = 0
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
+        try:
+            for chunk in chunks:
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise InvalidInput(f"file chunks must be bytes, not {type(chunk).__name__}")
+                tmp.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, target)
-    record = {
+    return {
         "name": name,
-        "size": len(data),
-        "md5": hashlib.md5(data).hexdigest(),
+        "size": size,
+        "md5": digest.hexdigest(),
         "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream",
         "updated_at": time.time(),
     }
-    conn.execute(delete(files).where(files.c.run_pk == pk, files.c.name == name))
-    conn.execute(files.insert().values(run_pk=pk, **record))
-    return record
 
 
-def _where(pk: int, names: list[str]):
+def save_record(dialect: Dialect, conn: Connection, pk: int, record: Record) -> None:
+    """Insert or replace a file's metadata."""
+    conn.execute(dialect.upsert(files, ("run_pk", "name"), {"run_pk": pk, **record}))
+
+
+def _where(pk: int, names: list[str]) -> list[ColumnElement[bool]]:
     where = [files.c.run_pk == pk]
     if names:
         where.append(files.c.name.in_(names))
@@ -72,16 +90,27 @@ def list_page(
 
 
 def count(conn: Connection, pk: int, names: list[str]) -> int:
-    return conn.execute(select(func.count()).where(*_where(pk, names))).scalar_one()
+    found: int = conn.execute(select(func.count()).where(*_where(pk, names))).scalar_one()
+    return found
 
 
-def read(store: Store, conn: Connection, pk: int, name: str) -> bytes:
+def find_blob(store: Store, conn: Connection, pk: int, name: str) -> Path:
+    """Where the stored file lies; ``NotFound`` when the run has no such file."""
+    name = check_name(name)
     found = conn.execute(
-        select(files.c.id).where(files.c.run_pk == pk, files.c.name == check_name(name))
+        select(files.c.id).where(files.c.run_pk == pk, files.c.name == name)
     ).first()
-    if found is None:
+    path = blob_path(store, pk, name)
+    if found is None or not path.is_file():
         raise NotFound(f"file {name!r} not found")
-    return blob_path(store, pk, name).read_bytes()
+    return path
+
+
+def read_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """The file's bytes, ``size`` at a time."""
+    with path.open("rb") as file:
+        while chunk := file.read(size):
+            yield chunk
 
 
 def remove(store: Store, conn: Connection, pk: int, name: str) -> None:

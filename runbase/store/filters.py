@@ -1,11 +1,11 @@
 r"""MongoDB-style run filters, compiled to SQL.
 
-``compile_filters({"config.lr": {"$lt": 0.01}, "state": "finished"}, "sqlite")`` is a condition
+``compile_filters({"config.lr": {"$lt": 0.01}, "state": "finished"}, SQLITE)`` is a condition
 over ``runs JOIN projects JOIN entities``. The filter is first parsed into a small tree
 (``Compare``, ``In``, ``And``, ...), which rejects what is malformed with an ``InvalidFilter``
 naming the part, and the tree is then compiled through the database's JSON helpers.
 
-Keys:
+Keys (``runbase.fields``):
 
 - ``config.KEY`` (``config.KEY.value`` is the same path: W&B wraps config values in
   ``{"value": ...}``), ``summary_metrics.KEY`` or ``summary.KEY``, and ``tags``;
@@ -28,69 +28,26 @@ compare equal whatever their key order, and a path does not reach into objects h
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, and_, bindparam, case, false, func, not_, or_, true
+from typing_extensions import assert_never
 
+from runbase.documents import NAN_TAG
 from runbase.errors import InvalidFilter
+from runbase.fields import ColumnField, DocField, Field, parse_field
 from runbase.store import schema
-from runbase.store.json_sql import (
-    COMPARISONS,
-    NAN_TAG,
-    JSONDialect,
-    Spot,
-    Tests,
-    json_dialect,
-    json_kind,
-)
+from runbase.store.dialect import Dialect
+from runbase.store.json_sql import COMPARISONS, JSONOps, Tests, json_kind
 
-
-@dataclass(frozen=True)
-class DocField:
-    """A path into a JSON document column (``config``, ``summary`` or ``tags``)."""
-
-    column: str
-    path: tuple[str, ...]
-    name: str
-
-
-@dataclass(frozen=True)
-class ColumnField:
-    """A run column; ``kind`` is ``"text"`` or ``"time"``."""
-
-    table: str
-    column: str
-    kind: str
-    nullable: bool
-    name: str
-
-
-Field = DocField | ColumnField
-
-_COLUMNS: dict[str, tuple[str, str, str, bool]] = {
-    "state": ("runs", "state", "text", False),
-    "name": ("runs", "display_name", "text", False),
-    "display_name": ("runs", "display_name", "text", False),
-    "displayName": ("runs", "display_name", "text", False),
-    "createdAt": ("runs", "created_at", "time", False),
-    "created_at": ("runs", "created_at", "time", False),
-    "heartbeatAt": ("runs", "heartbeat_at", "time", False),
-    "heartbeat_at": ("runs", "heartbeat_at", "time", False),
-    "entity": ("entities", "name", "text", False),
-    "username": ("runs", "username", "text", False),
-    "group": ("runs", "group", "text", True),
-    "jobType": ("runs", "job_type", "text", True),
-    "job_type": ("runs", "job_type", "text", True),
-    "sweep": ("runs", "sweep", "text", True),
-    "id": ("runs", "run_id", "text", False),
-}
-DOC_PREFIXES = {"config": "config", "summary_metrics": "summary", "summary": "summary"}
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -154,12 +111,34 @@ class Not:
     item: Node
 
 
-Node = Compare | In | All | Exists | Regex | Size | And | Or | Nor | Not
+Leaf = Compare | In | All | Exists | Regex | Size
+Node = Leaf | And | Or | Nor | Not
 
 
-def compile_filters(filters: dict, dialect_name: str) -> ColumnElement[bool]:
-    """The SQL condition for a MongoDB-style filter; ``{}`` is ``true()``."""
-    return _compile(parse_filters(filters), json_dialect(dialect_name))
+def compile_filters(
+    filters: dict[str, Any], dialect: Dialect, stale_before: float | None = None
+) -> ColumnElement[bool]:
+    """The SQL condition for a MongoDB-style filter; ``{}`` is ``true()``. With
+    ``stale_before``, ``state`` is the state a run reads as (``run_state``)."""
+    return _compile(parse_filters(filters), dialect.json, stale_before)
+
+
+def run_state(stale_before: float | None) -> ColumnElement[str]:
+    """A run's state as read: a running run whose heartbeat is older than ``stale_before``
+    (seconds since the epoch) reads ``crashed``. The time is a bound parameter."""
+    state = schema.runs.c.state
+    if stale_before is None:
+        return state
+    stale = (state == "running") & (schema.runs.c.heartbeat_at < bindparam(None, stale_before))
+    return case((stale, "crashed"), else_=state)
+
+
+def field_column(field: ColumnField, stale_before: float | None) -> ColumnElement[Any]:
+    """The SQL value of a run column field."""
+    if (field.table, field.column) == ("runs", "state"):
+        return run_state(stale_before)
+    column: ColumnElement[Any] = getattr(schema, field.table).c[field.column]
+    return column
 
 
 # Parsing
@@ -172,51 +151,13 @@ def parse_filters(filters: Any) -> Node:
     return _conjunction([_parse_entry(key, value) for key, value in filters.items()])
 
 
-def parse_field(key: Any) -> Field:
-    """The field a filter key names; raises ``InvalidFilter`` for an unknown key."""
-    if not isinstance(key, str):
-        raise InvalidFilter(f"filter keys must be strings, got {key!r}")
-    if key in _COLUMNS:
-        return ColumnField(*_COLUMNS[key], name=key)
-    if key == "tags":
-        return DocField("tags", (), key)
-    parts = split_path(key)
-    if parts[0] in DOC_PREFIXES and len(parts) > 1:
-        return doc_field(DOC_PREFIXES[parts[0]], parts[1:], key)
-    raise InvalidFilter(f"unknown filter key {key!r}")
-
-
-def doc_field(column: str, path: list[str], name: str) -> DocField:
-    """A path in ``config`` or ``summary``; ``config.KEY.value`` is ``config.KEY``."""
-    if column == "config" and len(path) > 1 and path[1] == "value":
-        path = path[:1] + path[2:]
-    return DocField(column, tuple(path), name)
-
-
-def split_path(key: str) -> list[str]:
-    r"""``a.b\.c`` -> ``["a", "b.c"]``; raises ``InvalidFilter`` on an empty part."""
-    parts: list[str] = []
-    part: list[str] = []
-    chars = iter(key)
-    for ch in chars:
-        if ch == "\\":
-            following = next(chars, "")
-            part.append(following if following in (".", "\\") else ch + following)
-        elif ch == ".":
-            parts.append("".join(part))
-            part = []
-        else:
-            part.append(ch)
-    parts.append("".join(part))
-    if "" in parts:
-        raise InvalidFilter(f"empty part in key {key!r}")
-    return parts
-
-
 def _parse_entry(key: Any, value: Any) -> Node:
     if isinstance(key, str) and key.startswith("$"):
         return _parse_logical(key, value)
     return _parse_condition(parse_field(key), value)
+
+
+_LOGICAL: dict[str, type[And] | type[Or] | type[Nor]] = {"$and": And, "$or": Or, "$nor": Nor}
 
 
 def _parse_logical(op: str, value: Any) -> Node:
@@ -224,7 +165,7 @@ def _parse_logical(op: str, value: Any) -> Node:
         if not isinstance(value, dict) or not value:
             raise InvalidFilter(f"$not needs a non-empty filter object, got {_type_name(value)}")
         return Not(parse_filters(value))
-    combine = {"$and": And, "$or": Or, "$nor": Nor}.get(op)
+    combine = _LOGICAL.get(op)
     if combine is None:
         raise InvalidFilter(f"unknown operator {op!r}")
     if not isinstance(value, list) or not value:
@@ -254,8 +195,8 @@ def _is_operators(field: Field, value: Any) -> bool:
     return all(dollars)
 
 
-def _parse_operators(field: Field, ops: dict) -> Node:
-    nodes = []
+def _parse_operators(field: Field, ops: dict[str, Any]) -> Node:
+    nodes: list[Node] = []
     for op, arg in ops.items():
         if op == "$options":
             if "$regex" not in ops:
@@ -382,7 +323,7 @@ def _time(field: Field, op: str, value: Any) -> float | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
+        return float(value.timestamp())
     raise InvalidFilter(f"{field.name}: {op} needs a time (ISO 8601 or epoch seconds)")
 
 
@@ -404,18 +345,22 @@ def _type_name(value: Any) -> str:
 # Compiling
 
 
-def _compile(node: Node, ops: JSONDialect) -> ColumnElement[bool]:
-    if isinstance(node, And):
-        return and_(true(), *(_compile(item, ops) for item in node.items))
-    if isinstance(node, Or):
-        return or_(*(_compile(item, ops) for item in node.items))
-    if isinstance(node, Nor):
-        return _negate(or_(*(_compile(item, ops) for item in node.items)))
-    if isinstance(node, Not):
-        return _negate(_compile(node.item, ops))
-    if isinstance(node.field, DocField):
-        return _doc_condition(node, ops)
-    return _column_condition(node)
+def _compile(node: Node, ops: JSONOps[Any], stale_before: float | None) -> ColumnElement[bool]:
+    match node:
+        case And(items):
+            return and_(true(), *(_compile(item, ops, stale_before) for item in items))
+        case Or(items):
+            return or_(*(_compile(item, ops, stale_before) for item in items))
+        case Nor(items):
+            return _negate(or_(*(_compile(item, ops, stale_before) for item in items)))
+        case Not(item):
+            return _negate(_compile(item, ops, stale_before))
+        case Compare() | In() | All() | Exists() | Regex() | Size():
+            if isinstance(node.field, DocField):
+                return _doc_condition(node, node.field, ops)
+            return _column_condition(node, node.field, stale_before)
+        case _:
+            assert_never(node)
 
 
 def _negate(condition: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -423,27 +368,30 @@ def _negate(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return not_(func.coalesce(condition, false()))
 
 
-def _doc_condition(node: Node, ops: JSONDialect) -> ColumnElement[bool]:
-    field = node.field
-    spot = ops.spot(getattr(schema.runs.c, field.column), field.path)
-    if isinstance(node, Exists):
-        return not_(ops.missing(spot)) if node.present else ops.missing(spot)
-    if isinstance(node, Size):
-        tests = {"array": [lambda s: ops.array_length(s) == node.size]}
-        return ops.match(spot, tests, elements=None)
-    if isinstance(node, Regex):
-        tests = {"string": [lambda s: ops.value(s, "string").regexp_match(node.pattern)]}
-        return ops.match(spot, tests, elements=tests)
-    if isinstance(node, Compare):
-        return _doc_compare(spot, node.op, node.value, ops)
-    if isinstance(node, In):
-        return _doc_in(spot, node.values, ops)
-    if not node.values:
-        return false()
-    return and_(*(_doc_in(spot, (v,), ops) for v in node.values))
+def _doc_condition(node: Leaf, field: DocField, ops: JSONOps[S]) -> ColumnElement[bool]:
+    spot = ops.spot(schema.runs.c[field.column], field.path)
+    match node:
+        case Exists(present=present):
+            return not_(ops.missing(spot)) if present else ops.missing(spot)
+        case Size(size=size):
+            sized: Tests = {"array": [lambda s: ops.array_length(s) == size]}
+            return ops.match(spot, sized, elements=None)
+        case Regex(pattern=pattern):
+            tests: Tests = {"string": [lambda s: ops.value(s, "string").regexp_match(pattern)]}
+            return ops.match(spot, tests, elements=tests)
+        case Compare(op=op, value=value):
+            return _doc_compare(spot, op, value, ops)
+        case In(values=values):
+            return _doc_in(spot, values, ops)
+        case All(values=values):
+            if not values:
+                return false()
+            return and_(*(_doc_in(spot, (v,), ops) for v in values))
+        case _:
+            assert_never(node)
 
 
-def _doc_compare(spot: Spot, op: str, value: Any, ops: JSONDialect) -> ColumnElement[bool]:
+def _doc_compare(spot: S, op: str, value: Any, ops: JSONOps[S]) -> ColumnElement[bool]:
     if op == "eq":
         return _doc_in(spot, (value,), ops)
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -454,7 +402,7 @@ def _doc_compare(spot: Spot, op: str, value: Any, ops: JSONDialect) -> ColumnEle
     return _screened(spot, op, [value], tests, ops)
 
 
-def _doc_in(spot: Spot, values: tuple[Any, ...], ops: JSONDialect) -> ColumnElement[bool]:
+def _doc_in(spot: S, values: tuple[Any, ...], ops: JSONOps[S]) -> ColumnElement[bool]:
     """Whether the value at ``spot``, or one of its elements, equals one of ``values``."""
     tests = _equality_tests(values, ops)
     if len(tests) == 1 and ("number" in tests or "string" in tests):
@@ -466,18 +414,18 @@ def _doc_in(spot: Spot, values: tuple[Any, ...], ops: JSONDialect) -> ColumnElem
 
 
 def _screened(
-    spot: Spot, op: str, values: Sequence, tests: Tests, ops: JSONDialect
+    spot: S, op: str, values: Sequence[Any], tests: Tests, ops: JSONOps[S]
 ) -> ColumnElement[bool]:
     """``match`` behind the dialect's cheap first pass, where it has one."""
     screen = ops.screen(spot, op, values)
     if screen is None:
         return ops.match(spot, tests, elements=tests)
-    top = {kind: [lambda s: true()] for kind in tests} if screen.exact else tests
+    top: Tests = {kind: [lambda s: true()] for kind in tests} if screen.exact else tests
     return and_(screen.condition, ops.match(spot, top, elements=tests))
 
 
-def _equality_tests(values: tuple[Any, ...], ops: JSONDialect) -> Tests:
-    tests: dict[str, list[Callable[[Any], ColumnElement]]] = defaultdict(list)
+def _equality_tests(values: tuple[Any, ...], ops: JSONOps[S]) -> Tests:
+    tests: dict[str, list[Callable[[Any], ColumnElement[bool]]]] = defaultdict(list)
     scalars: dict[str, list[Any]] = defaultdict(list)
     for value in values:
         if isinstance(value, float) and math.isnan(value):
@@ -486,36 +434,51 @@ def _equality_tests(values: tuple[Any, ...], ops: JSONDialect) -> Tests:
         if kind == "null":
             tests[kind].append(lambda s: true())
         elif kind in ("array", "object"):
-            tests[kind].append(lambda s, value=value: ops.equals(s, value))
+            tests[kind].append(functools.partial(_equals, ops, value))
         else:
             scalars[kind].append(value)
     for kind, group in scalars.items():
-        tests[kind].append(lambda s, kind=kind, group=group: _one_of(ops, s, kind, group))
+        tests[kind].append(functools.partial(_one_of_spot, ops, kind, group))
     return tests
 
 
-def _one_of(ops: JSONDialect, spot: Spot, kind: str, values: list[Any]) -> ColumnElement[bool]:
+def _equals(ops: JSONOps[S], value: Any, spot: S) -> ColumnElement[bool]:
+    return ops.equals(spot, value)
+
+
+def _one_of_spot(ops: JSONOps[S], kind: str, values: list[Any], spot: S) -> ColumnElement[bool]:
+    return _one_of(ops, spot, kind, values)
+
+
+def _one_of(ops: JSONOps[S], spot: S, kind: str, values: list[Any]) -> ColumnElement[bool]:
     value = ops.value(spot, kind)
     bound = [ops.bind(kind, v) for v in values]
     return value == bound[0] if len(bound) == 1 else value.in_(bound)
 
 
-def _column_condition(node: Node) -> ColumnElement[bool]:
-    field = node.field
-    column = getattr(getattr(schema, field.table).c, field.column)
-    if isinstance(node, Exists):
-        if not field.nullable:
-            return true() if node.present else false()
-        return column.is_not(None) if node.present else column.is_(None)
-    if isinstance(node, Regex):
-        return column.regexp_match(node.pattern)
-    if isinstance(node, Compare):
-        return _column_compare(column, field, node.op, node.value)
-    if isinstance(node, In):
-        return _column_in(column, field, node.values)
-    if isinstance(node, All) and node.values:
-        return and_(*(_column_compare(column, field, "eq", v) for v in node.values))
-    return false()
+def _column_condition(
+    node: Leaf, field: ColumnField, stale_before: float | None
+) -> ColumnElement[bool]:
+    column = field_column(field, stale_before)
+    match node:
+        case Exists(present=present):
+            if not field.nullable:
+                return true() if present else false()
+            return column.is_not(None) if present else column.is_(None)
+        case Regex(pattern=pattern):
+            return column.regexp_match(pattern)
+        case Compare(op=op, value=value):
+            return _column_compare(column, field, op, value)
+        case In(values=values):
+            return _column_in(column, field, values)
+        case All(values=values):
+            if not values:
+                return false()
+            return and_(*(_column_compare(column, field, "eq", v) for v in values))
+        case Size():
+            return false()
+        case _:
+            assert_never(node)
 
 
 def _column_compare(column: Any, field: ColumnField, op: str, value: Any) -> ColumnElement[bool]:
@@ -525,7 +488,8 @@ def _column_compare(column: Any, field: ColumnField, op: str, value: Any) -> Col
     python_type = str if field.kind == "text" else float
     if not isinstance(value, python_type) or (isinstance(value, float) and math.isnan(value)):
         return false()
-    return COMPARISONS[op](column, value)
+    compared: ColumnElement[bool] = COMPARISONS[op](column, value)
+    return compared
 
 
 def _column_in(column: Any, field: ColumnField, values: tuple[Any, ...]) -> ColumnElement[bool]:

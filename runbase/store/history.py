@@ -7,44 +7,53 @@ hold them all and then touches only rows of those sets.
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
-
-from runbase.store.dialect import (
-    Prepared,
-    fetch_all,
-    in_list,
-    insert_ignore,
-    insert_many,
-    json_list,
-    list_value,
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
 )
+
+from runbase import checks
+from runbase.errors import InvalidInput
+from runbase.store.dialect import Dialect, Prepared, fetch_all
 from runbase.store.runs import merge_document_pk
 from runbase.store.schema import STREAMS, history, key_sets, runs
 
 HISTORY_COLUMNS = ("idx", "step", "key_set", "row")
 _keys_of = itemgetter(2)
-LINE_COUNT = {0: runs.c.history_line_count, 1: runs.c.system_line_count}
-LATEST_DOCUMENT = {0: runs.c.summary, 1: runs.c.system_metrics}
+LINE_COUNT: dict[int, Column[Any]] = {0: runs.c.history_line_count, 1: runs.c.system_line_count}
+LATEST_DOCUMENT: dict[int, Column[Any]] = {0: runs.c.summary, 1: runs.c.system_metrics}
+Row = tuple[int, int, tuple[str, ...], str]
+LAST_INDEX = 2**62
 
 
 def stream_number(stream: str) -> int:
-    try:
-        return STREAMS[stream]
-    except KeyError:
-        raise ValueError(f"stream must be one of {sorted(STREAMS)}, not {stream!r}") from None
+    """The stored number of a stream; ``InvalidInput`` for an unknown stream."""
+    return STREAMS[checks.stream(stream)]
 
 
 def append(
     conn: Connection,
+    dialect: Dialect,
     pk: int,
     stream: int,
-    rows: list[tuple[int, int, tuple[str, ...], str]],
+    rows: Sequence[Row],
     latest: dict[str, Any],
 ) -> int:
     """Store (idx, step, keys, row_text) rows given in index order; rows already stored are
@@ -53,16 +62,18 @@ def append(
     inserted = 0
     values: dict[Any, Any] = {runs.c.heartbeat_at: time.time()}
     if rows:
-        ids = _key_set_ids(conn, pk, stream, set(map(_keys_of, rows)))
+        ids = _key_set_ids(conn, dialect, pk, stream, set(map(_keys_of, rows)))
         params = [(idx, step, ids[keys], text) for idx, step, keys, text in rows]
-        inserted = insert_many(conn, history, HISTORY_COLUMNS, params, run_pk=pk, stream=stream)
+        inserted = dialect.insert_many(
+            conn, history, HISTORY_COLUMNS, params, run_pk=pk, stream=stream
+        )
         if inserted:
             _count_key_sets(conn, pk, stream, rows, ids, all_new=inserted == len(rows))
         last_idx, last_step = rows[-1][0], rows[-1][1]
-        values[LINE_COUNT[stream]] = _greatest(conn, LINE_COUNT[stream], last_idx + 1)
+        values[LINE_COUNT[stream]] = dialect.greatest(LINE_COUNT[stream], last_idx + 1)
         if stream == 0:
             values[runs.c.last_step] = func.coalesce(
-                _greatest(conn, runs.c.last_step, last_step), last_step
+                dialect.greatest(runs.c.last_step, last_step), last_step
             )
     conn.execute(update(runs).where(runs.c.storage_id == pk).values(values))
     if latest:
@@ -70,18 +81,12 @@ def append(
     return inserted
 
 
-def _greatest(conn: Connection, column, value):
-    if conn.dialect.name == "sqlite":
-        return func.max(column, value)
-    return func.greatest(column, value)
-
-
 def _key_set_ids(
-    conn: Connection, pk: int, stream: int, key_tuples: set[tuple[str, ...]]
+    conn: Connection, dialect: Dialect, pk: int, stream: int, key_tuples: set[tuple[str, ...]]
 ) -> dict[tuple[str, ...], int]:
     texts = {keys: orjson.dumps(keys).decode() for keys in key_tuples}
     conn.execute(
-        insert_ignore(conn.dialect.name, key_sets),
+        dialect.insert_ignore(key_sets),
         [{"run_pk": pk, "stream": stream, "key_list": text} for text in texts.values()],
     )
     found = conn.execute(
@@ -95,7 +100,14 @@ def _key_set_ids(
     return {keys: by_text[text] for keys, text in texts.items()}
 
 
-def _count_key_sets(conn, pk, stream, rows, ids, all_new: bool) -> None:
+def _count_key_sets(
+    conn: Connection,
+    pk: int,
+    stream: int,
+    rows: Sequence[Row],
+    ids: dict[tuple[str, ...], int],
+    all_new: bool,
+) -> None:
     if all_new:
         by_keys = Counter(map(_keys_of, rows))
         for keys, n in by_keys.items():
@@ -136,7 +148,7 @@ def _key_sets(conn: Connection, pk: int, stream: int) -> list[tuple[tuple[str, .
 
 
 def _matching_key_sets(
-    conn: Connection, pk: int, stream: int, keys: list[str]
+    conn: Connection, pk: int, stream: int, keys: Sequence[str]
 ) -> tuple[list[int] | None, bool]:
     """Ids of the key sets that hold every key (None when every set does: no filter needed),
     and whether their rows are few enough to read through the key-set index."""
@@ -153,13 +165,15 @@ def _matching_key_sets(
     return [id_ for id_, _ in matching], rows * 4 < sum(n for _, _, n in found)
 
 
-def _by_key_set(stmt, sparse: bool):
+def _by_key_set(dialect: Dialect, stmt: Select[Any], sparse: bool) -> Select[Any]:
     """Read through the key-set index when the matching rows are few."""
-    return stmt.with_hint(history, "INDEXED BY ix_history_key_set", "sqlite") if sparse else stmt
+    return dialect.use_index(stmt, history, "ix_history_key_set") if sparse else stmt
 
 
 def line_count(conn: Connection, pk: int, stream: int) -> int:
-    return conn.execute(select(LINE_COUNT[stream]).where(runs.c.storage_id == pk)).scalar_one()
+    stmt = select(LINE_COUNT[stream]).where(runs.c.storage_id == pk)
+    count: int = conn.execute(stmt).scalar_one()
+    return count
 
 
 def extent(conn: Connection, pk: int, stream: int) -> tuple[int, int | None]:
@@ -182,9 +196,15 @@ def evenly(n: int, samples: int) -> list[int]:
 
 
 def sample_indexes(
-    conn: Connection, pk: int, stream: int, samples: int, keys: list[str] | None
+    conn: Connection,
+    dialect: Dialect,
+    pk: int,
+    stream: int,
+    samples: int,
+    keys: Sequence[str] | None,
 ) -> list[int]:
-    """Dense indexes of the rows a sample of the stream holds."""
+    """Dense indexes of the rows a sample of the stream holds (rows missing from the index
+    are then left out of the sample)."""
     where = [history.c.run_pk == pk, history.c.stream == stream]
     key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
     if key_set_ids is None:
@@ -196,55 +216,43 @@ def sample_indexes(
         .where(*where, history.c.key_set.in_(key_set_ids))
         .order_by(history.c.idx)
     )
-    matching = [idx for (idx,) in fetch_all(conn, _by_key_set(stmt, sparse))]
+    matching = [idx for (idx,) in fetch_all(conn, _by_key_set(dialect, stmt, sparse))]
     return [matching[i] for i in evenly(len(matching), samples)]
 
 
 def sample(
-    conn: Connection, pk: int, stream: int, samples: int, keys: list[str] | None
-) -> list[str]:
-    indexes = sample_indexes(conn, pk, stream, samples, keys)
-    if not indexes:
-        return []
-    dialect = conn.dialect.name
-    stmt = (
-        select(history.c.row)
-        .where(
-            history.c.run_pk == pk,
-            history.c.stream == stream,
-            in_list(dialect, history.c.idx, indexes),
-        )
-        .order_by(history.c.idx)
-    )
-    return list(conn.execute(stmt).scalars())
+    conn: Connection, dialect: Dialect, pk: int, stream: int, samples: int,
+    keys: Sequence[str] | None,
+) -> list[str]:  # fmt: skip
+    """At most ``samples`` rows evenly spread, first and last included."""
+    return sample_many(conn, dialect, [pk], stream, samples, keys)[0]
 
 
 def sample_many(
-    conn: Connection, pks: list[int], stream: int, samples: int, keys: list[str] | None
-) -> dict[int, list[str]]:
-    """``sample`` for many runs in one query."""
-    dialect = conn.dialect.name
-    wanted = {pk: sample_indexes(conn, pk, stream, samples, keys) for pk in pks}
+    conn: Connection, dialect: Dialect, pks: list[int], stream: int, samples: int,
+    keys: Sequence[str] | None,
+) -> list[list[str]]:  # fmt: skip
+    """``sample`` for many runs in one query, in the order of ``pks``."""
+    wanted = {pk: sample_indexes(conn, dialect, pk, stream, samples, keys) for pk in pks}
     clauses = [
-        and_(history.c.run_pk == pk, in_list(dialect, history.c.idx, indexes))
+        and_(history.c.run_pk == pk, dialect.in_list(history.c.idx, indexes))
         for pk, indexes in wanted.items()
         if indexes
     ]
     found: dict[int, list[str]] = {pk: [] for pk in pks}
-    if not clauses:
-        return found
-    stmt = (
-        select(history.c.run_pk, history.c.row)
-        .where(history.c.stream == stream, or_(*clauses))
-        .order_by(history.c.run_pk, history.c.idx)
-    )
-    for pk, row in conn.execute(stmt):
-        found[pk].append(row)
-    return found
+    if clauses:
+        stmt = (
+            select(history.c.run_pk, history.c.row)
+            .where(history.c.stream == stream, or_(*clauses))
+            .order_by(history.c.run_pk, history.c.idx)
+        )
+        for pk, row in fetch_all(conn, stmt):
+            found[pk].append(row)
+    return [found[pk] for pk in pks]
 
 
-def _scan_statement(keyed: bool, sparse: bool):
-    def build(dialect_name: str):
+def _scan_statement(keyed: bool, sparse: bool) -> Prepared:
+    def build(dialect: Dialect) -> Select[Any]:
         where = [
             history.c.run_pk == bindparam("pk"),
             history.c.stream == bindparam("stream"),
@@ -252,14 +260,14 @@ def _scan_statement(keyed: bool, sparse: bool):
             history.c.idx <= bindparam("upto"),
         ]
         if keyed:
-            where.append(history.c.key_set.in_(json_list(dialect_name, "key_sets")))
+            where.append(history.c.key_set.in_(dialect.json_list("key_sets")))
         stmt = (
             select(history.c.idx, history.c.row)
             .where(*where)
             .order_by(history.c.idx)
             .limit(bindparam("limit"))
         )
-        return _by_key_set(stmt, sparse)
+        return _by_key_set(dialect, stmt, sparse)
 
     return Prepared(build)
 
@@ -271,49 +279,91 @@ SCANS = {
 }
 
 
+@dataclass(frozen=True)
+class ScanBounds:
+    """A scan's step range resolved to indexes: rows after ``after`` up to ``upto``
+    (inclusive). Carried by the cursor, so later pages do not look the steps up again."""
+
+    after: int
+    upto: int
+
+    def next(self, last_idx: int) -> ScanBounds:
+        return ScanBounds(last_idx, self.upto)
+
+    def encode(self) -> str:
+        """The bounds as an opaque cursor."""
+        return base64.urlsafe_b64encode(orjson.dumps([self.after, self.upto])).decode()
+
+    @classmethod
+    def decode(cls, cursor: Any) -> ScanBounds:
+        """Bounds from ``encode``; ``InvalidInput`` naming the cursor when it is malformed."""
+        try:
+            after, upto = orjson.loads(base64.urlsafe_b64decode(cursor))
+            if not (_is_int(after) and _is_int(upto)):
+                raise ValueError(cursor)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"malformed history cursor {cursor!r}") from None
+        return cls(after, upto)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= LAST_INDEX
+
+
+def scan_bounds(
+    conn: Connection, pk: int, stream: int, min_step: int | None, max_step: int | None
+) -> ScanBounds:
+    """The index bounds of the rows with ``min_step <= step < max_step``; a lookup per
+    bound, whatever holes the index has."""
+    after, upto = -1, LAST_INDEX
+    if min_step is not None:
+        first = _index_at_step(conn, pk, stream, history.c.step >= min_step, last=False)
+        after = LAST_INDEX if first is None else first - 1
+    if max_step is not None:
+        last = _index_at_step(conn, pk, stream, history.c.step < max_step, last=True)
+        upto = -1 if last is None else last
+    return ScanBounds(after, upto)
+
+
 def scan(
     conn: Connection,
+    dialect: Dialect,
     pk: int,
     stream: int,
-    keys: list[str] | None,
-    after_idx: int,
+    bounds: ScanBounds,
+    keys: Sequence[str] | None,
     limit: int,
-    min_step: int | None,
-    max_step: int | None,
 ) -> list[tuple[int, str]]:
-    """Rows after ``after_idx`` in index order, at most ``limit``, as (idx, row text); with
-    ``keys``, only rows holding all of them; steps bounded by ``min_step``/``max_step``."""
+    """Rows within ``bounds`` in index order, at most ``limit``, as (idx, row text); with
+    ``keys``, only rows holding all of them (key sets are looked up on each page, so a live
+    run's new key sets are found)."""
+    if bounds.after >= bounds.upto:
+        return []
     key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
     if key_set_ids == []:
         return []
-    if min_step is not None:
-        after_idx = max(after_idx, _first_index_at(conn, pk, stream, min_step) - 1)
-    upto = _last_index_at(conn, pk, stream, max_step) if max_step is not None else 2**62
-    params = {"pk": pk, "stream": stream, "after": after_idx, "upto": upto, "limit": limit}
+    params = {
+        "pk": pk, "stream": stream, "after": bounds.after, "upto": bounds.upto, "limit": limit
+    }  # fmt: skip
     if key_set_ids is not None:
-        params["key_sets"] = list_value(conn.dialect.name, key_set_ids)
-    return SCANS[key_set_ids is not None, sparse].fetch_all(conn, **params)
+        params["key_sets"] = dialect.list_value(key_set_ids)
+    statement = SCANS[key_set_ids is not None, sparse]
+    return statement.fetch_all(conn, dialect, **params)
 
 
-def _first_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
-    """Index of the first row at ``step`` or later (steps grow with the index)."""
-    low, high = 0, line_count(conn, pk, stream)
-    while low < high:
-        middle = (low + high) // 2
-        if _step_at(conn, pk, stream, middle) < step:
-            low = middle + 1
-        else:
-            high = middle
-    return low
-
-
-def _last_index_at(conn: Connection, pk: int, stream: int, step: int) -> int:
-    """Index of the last row at ``step`` or earlier; -1 when there is none."""
-    return _first_index_at(conn, pk, stream, step + 1) - 1
-
-
-def _step_at(conn: Connection, pk: int, stream: int, idx: int) -> int:
-    stmt = select(history.c.step).where(
-        history.c.run_pk == pk, history.c.stream == stream, history.c.idx == idx
+def _index_at_step(
+    conn: Connection, pk: int, stream: int, condition: ColumnElement[bool], last: bool
+) -> int | None:
+    """The index of the first (or ``last``) row meeting a condition on its step, through the
+    step index (steps grow with the index)."""
+    order = (
+        (history.c.step.desc(), history.c.idx.desc()) if last else (history.c.step, history.c.idx)
     )
-    return conn.execute(stmt).scalar_one()
+    stmt = (
+        select(history.c.idx)
+        .where(history.c.run_pk == pk, history.c.stream == stream, condition)
+        .order_by(*order)
+        .limit(1)
+    )
+    found: int | None = conn.execute(stmt).scalar()
+    return found

@@ -1,9 +1,10 @@
 """JSON documents in filters and ordering, on SQLite and on PostgreSQL.
 
 A spot is a place in a JSON document: a path into a document column, or an element of an
-array being scanned. ``SqliteJSON`` and ``PostgresJSON`` turn questions about a spot (what
-kind of value it holds, the value, its elements, its sort key) into SQL. Kinds are JSON's:
-number, string, boolean, null, object, array. Paths from user keys are always bound.
+array being scanned. ``SqliteJSON`` and ``PostgresJSON`` (both ``JSONOps``) turn questions
+about a spot (what kind of value it holds, the value, its elements, its sort key) into SQL.
+Kinds are JSON's: number, string, boolean, null, object, array. Paths from user keys are
+always bound.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -35,10 +36,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from runbase.store.dialect import FLOAT_TAG, RawJSONB, encode_doc
+from runbase.documents import FLOAT_TAG, NAN_TAG, encode
+from runbase.store.columns import RawJSONB
 
-NAN_TAG = {FLOAT_TAG: "NaN"}
-COMPARISONS = {
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq,
     "gt": operator.gt,
     "gte": operator.ge,
@@ -46,7 +47,8 @@ COMPARISONS = {
     "lte": operator.le,
 }
 
-Test = Callable[[Any], ColumnElement]
+S = TypeVar("S")
+Test = Callable[[Any], ColumnElement[bool]]
 Tests = Mapping[str, Sequence[Test]]
 
 
@@ -55,17 +57,34 @@ class Screen:
     """A cheap condition that every match meets; ``exact`` when a value of the tested kind
     meets it only if it passes the test, which then need not run again."""
 
-    condition: ColumnElement
+    condition: ColumnElement[bool]
     exact: bool
 
 
-def json_dialect(dialect_name: str) -> JSONDialect:
-    """The JSON helpers for a database (``"sqlite"`` or ``"postgresql"``)."""
-    if dialect_name == "postgresql":
-        return PostgresJSON()
-    if dialect_name == "sqlite":
-        return SqliteJSON()
-    raise ValueError(f"unsupported database dialect {dialect_name!r}")
+class JSONOps(Protocol[S]):
+    """JSON in SQL on one database; ``S`` is its spot type."""
+
+    def spot(self, doc: ColumnElement[Any], segments: Sequence[str]) -> S: ...
+
+    def literal_spot(self, json_text: str) -> S: ...
+
+    def missing(self, spot: S) -> ColumnElement[bool]: ...
+
+    def value(self, spot: S, kind: str) -> ColumnElement[Any]: ...
+
+    def bind(self, kind: str, value: Any) -> Any: ...
+
+    def match(self, spot: S, tests: Tests, elements: Tests | None) -> ColumnElement[bool]: ...
+
+    def screen(self, spot: S, op: str, values: Sequence[Any]) -> Screen | None: ...
+
+    def equals(self, spot: S, value: Any) -> ColumnElement[bool]: ...
+
+    def array_length(self, spot: S) -> ColumnElement[Any]: ...
+
+    def sort_parts(self, spot: S) -> list[ColumnElement[Any]]: ...
+
+    def json_text(self, spot: S) -> ColumnElement[Any]: ...
 
 
 def json_kind(value: Any) -> str:
@@ -83,7 +102,9 @@ def json_kind(value: Any) -> str:
     return "object"
 
 
-def _branches(spot: Any, tests: Tests, inner: ColumnElement | None) -> dict[str, ColumnElement]:
+def _branches(
+    spot: Any, tests: Tests, inner: ColumnElement[bool] | None
+) -> dict[str, ColumnElement[bool]]:
     branches = {kind: or_(*(test(spot) for test in group)) for kind, group in tests.items()}
     if inner is not None:
         branches["array"] = or_(branches["array"], inner) if "array" in branches else inner
@@ -96,10 +117,10 @@ def _is_index(segment: str) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class SqliteSpot:
-    doc: ColumnElement
-    path: ColumnElement
-    kind: ColumnElement
-    value: ColumnElement
+    doc: ColumnElement[Any]
+    path: ColumnElement[Any]
+    kind: ColumnElement[Any]
+    value: ColumnElement[Any]
 
 
 class SqliteJSON:
@@ -115,9 +136,9 @@ class SqliteJSON:
     }
     NAN_TEXT = '{"$float":"NaN"}'
 
-    def spot(self, doc: ColumnElement, segments: Sequence[str]) -> SqliteSpot:
+    def spot(self, doc: ColumnElement[Any], segments: Sequence[str]) -> SqliteSpot:
         """The place at ``segments`` in ``doc``; a whole number also indexes an array."""
-        head: ColumnElement | None = None
+        head: ColumnElement[Any] | None = None
         tail = "$"
         for segment in segments:
             if _is_index(segment):
@@ -135,16 +156,16 @@ class SqliteJSON:
     def literal_spot(self, json_text: str) -> SqliteSpot:
         return self._at(literal(json_text, String), literal("$"))
 
-    def missing(self, spot: SqliteSpot) -> ColumnElement:
+    def missing(self, spot: SqliteSpot) -> ColumnElement[Any]:
         return spot.kind.is_(None)
 
-    def value(self, spot: SqliteSpot, kind: str) -> ColumnElement:
+    def value(self, spot: SqliteSpot, kind: str) -> ColumnElement[Any]:
         return spot.value
 
     def bind(self, kind: str, value: Any) -> Any:
         return int(value) if kind == "boolean" else value
 
-    def match(self, spot: SqliteSpot, tests: Tests, elements: Tests | None) -> ColumnElement:
+    def match(self, spot: SqliteSpot, tests: Tests, elements: Tests | None) -> ColumnElement[Any]:
         """Whether the value at ``spot`` passes one of the ``tests`` for its kind, or is an
         array with an element that passes one of the ``elements`` tests."""
         inner = self._any_element(spot, elements) if elements else None
@@ -171,7 +192,7 @@ class SqliteJSON:
         above = values[0] if op == "lt" else _next_float_up(values[0])
         return None if above is None else Screen(~x.between(above, literal("[")), exact=True)
 
-    def equals(self, spot: SqliteSpot, value: Any) -> ColumnElement:
+    def equals(self, spot: SqliteSpot, value: Any) -> ColumnElement[Any]:
         """Exact equality, kind included; objects compare without regard to key order."""
         kind = json_kind(value)
         if kind == "array":
@@ -188,33 +209,33 @@ class SqliteJSON:
             cond = spot.value == self.bind(kind, value)
         return and_(spot.kind.in_(self.TYPES[kind]), cond)
 
-    def array_length(self, spot: SqliteSpot) -> ColumnElement:
+    def array_length(self, spot: SqliteSpot) -> ColumnElement[Any]:
         return func.json_array_length(spot.doc, spot.path)
 
-    def sort_parts(self, spot: SqliteSpot) -> list[ColumnElement]:
+    def sort_parts(self, spot: SqliteSpot) -> list[ColumnElement[Any]]:
         """Sort keys, NULL for missing, null and NaN: SQLite orders numbers (and booleans,
         as 0 and 1) before text (strings, and objects and arrays as JSON text)."""
         return [func.nullif(spot.value, literal(self.NAN_TEXT))]
 
-    def json_text(self, spot: SqliteSpot) -> ColumnElement:
+    def json_text(self, spot: SqliteSpot) -> ColumnElement[Any]:
         return spot.doc.op("->", return_type=String)(spot.path)
 
-    def _at(self, doc: ColumnElement, path: ColumnElement) -> SqliteSpot:
+    def _at(self, doc: ColumnElement[Any], path: ColumnElement[Any]) -> SqliteSpot:
         return SqliteSpot(doc, path, func.json_type(doc, path), func.json_extract(doc, path))
 
     def _child(self, spot: SqliteSpot, step: str) -> SqliteSpot:
         return self._at(spot.doc, spot.path + literal(step))
 
-    def _join(self, head: ColumnElement | None, tail: str) -> ColumnElement:
+    def _join(self, head: ColumnElement[Any] | None, tail: str) -> ColumnElement[Any]:
         if head is None:
             return literal(tail, String)
         return head + literal(tail) if tail else head
 
-    def _key_count(self, spot: SqliteSpot) -> ColumnElement:
+    def _key_count(self, spot: SqliteSpot) -> ColumnElement[Any]:
         members = func.json_each(spot.doc, spot.path).table_valued("key")
         return select(func.count()).select_from(members).scalar_subquery()
 
-    def _any_element(self, spot: SqliteSpot, tests: Tests) -> ColumnElement:
+    def _any_element(self, spot: SqliteSpot, tests: Tests) -> ColumnElement[Any]:
         each = func.json_each(spot.doc, spot.path).table_valued("type", "atom", "fullkey")
         element = SqliteSpot(spot.doc, each.c.fullkey, each.c.type, each.c.atom)
         cond = self.match(element, tests, elements=None)
@@ -239,7 +260,7 @@ def _next_float_up(value: float) -> float | None:
 
 @dataclass(frozen=True, eq=False)
 class PostgresSpot:
-    value: ColumnElement
+    value: ColumnElement[Any]
 
 
 class PostgresJSON:
@@ -255,7 +276,7 @@ class PostgresJSON:
     }
     INFINITIES = ({FLOAT_TAG: "Infinity"}, {FLOAT_TAG: "-Infinity"})
 
-    def spot(self, doc: ColumnElement, segments: Sequence[str]) -> PostgresSpot:
+    def spot(self, doc: ColumnElement[Any], segments: Sequence[str]) -> PostgresSpot:
         doc = type_coerce(doc, RawJSONB())
         if not segments:
             return PostgresSpot(doc)
@@ -265,10 +286,10 @@ class PostgresJSON:
     def literal_spot(self, json_text: str) -> PostgresSpot:
         return PostgresSpot(self._jsonb(json_text))
 
-    def missing(self, spot: PostgresSpot) -> ColumnElement:
+    def missing(self, spot: PostgresSpot) -> ColumnElement[Any]:
         return spot.value.is_(None)
 
-    def value(self, spot: PostgresSpot, kind: str) -> ColumnElement:
+    def value(self, spot: PostgresSpot, kind: str) -> ColumnElement[Any]:
         x = spot.value
         if kind == "number":
             tagged = cast(x.op("->>", return_type=Text)(literal(FLOAT_TAG)), Numeric)
@@ -284,7 +305,7 @@ class PostgresJSON:
             return literal(value, Boolean)
         return literal(value, Text)
 
-    def match(self, spot: PostgresSpot, tests: Tests, elements: Tests | None) -> ColumnElement:
+    def match(self, spot: PostgresSpot, tests: Tests, elements: Tests | None) -> ColumnElement[Any]:
         """Whether the value at ``spot`` passes one of the ``tests`` for its kind, or is an
         array with an element that passes one of the ``elements`` tests."""
         inner = self._any_element(spot, elements) if elements else None
@@ -296,19 +317,19 @@ class PostgresJSON:
     def screen(self, spot: PostgresSpot, op: str, values: Sequence[Any]) -> Screen | None:
         return None
 
-    def equals(self, spot: PostgresSpot, value: Any) -> ColumnElement:
+    def equals(self, spot: PostgresSpot, value: Any) -> ColumnElement[Any]:
         """Exact equality, kind included (``jsonb`` equality)."""
-        return spot.value == self._jsonb(encode_doc(value, tag_infinity=True))
+        return spot.value == self._jsonb(encode(value, tag_infinity=True))
 
-    def array_length(self, spot: PostgresSpot) -> ColumnElement:
+    def array_length(self, spot: PostgresSpot) -> ColumnElement[Any]:
         x = spot.value
         return case((func.jsonb_typeof(x) == "array", func.jsonb_array_length(x)))
 
-    def sort_parts(self, spot: PostgresSpot) -> list[ColumnElement]:
+    def sort_parts(self, spot: PostgresSpot) -> list[ColumnElement[Any]]:
         """Sort keys as on SQLite: numbers and booleans, then text; NULL for missing, null
         and NaN."""
         x = spot.value
-        kind = case((x == self._jsonb(encode_doc(NAN_TAG, True)), null()), else_=self._kind(x))
+        kind = case((x == self._jsonb(encode(NAN_TAG, True)), null()), else_=self._kind(x))
         rank = case({"number": 0, "boolean": 0, "string": 1, "object": 1, "array": 1}, value=kind)
         number = case(
             (kind == "number", self.value(spot, "number")),
@@ -317,20 +338,20 @@ class PostgresJSON:
         text = case((kind == "string", self._text(x)), (rank == 1, cast(x, Text)))
         return [rank, number, text.collate("C")]
 
-    def json_text(self, spot: PostgresSpot) -> ColumnElement:
+    def json_text(self, spot: PostgresSpot) -> ColumnElement[Any]:
         return cast(spot.value, Text)
 
-    def _kind(self, x: ColumnElement) -> ColumnElement:
-        infinities = [self._jsonb(encode_doc(tag, True)) for tag in self.INFINITIES]
+    def _kind(self, x: ColumnElement[Any]) -> ColumnElement[Any]:
+        infinities = [self._jsonb(encode(tag, True)) for tag in self.INFINITIES]
         return case((x.in_(infinities), "number"), else_=func.jsonb_typeof(x))
 
-    def _text(self, x: ColumnElement) -> ColumnElement:
+    def _text(self, x: ColumnElement[Any]) -> ColumnElement[Any]:
         return x.op("#>>", return_type=Text)(bindparam(None, [], type_=postgresql.ARRAY(Text)))
 
-    def _jsonb(self, json_text: str) -> ColumnElement:
+    def _jsonb(self, json_text: str) -> ColumnElement[Any]:
         return cast(literal(json_text, Text), RawJSONB())
 
-    def _any_element(self, spot: PostgresSpot, tests: Tests) -> ColumnElement:
+    def _any_element(self, spot: PostgresSpot, tests: Tests) -> ColumnElement[Any]:
         x = spot.value
         array = case((func.jsonb_typeof(x) == "array", x))
         element = func.jsonb_array_elements(array, type_=RawJSONB()).column_valued("elem")
@@ -342,7 +363,3 @@ def _pg_number(value: int | float) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return repr(value)
-
-
-JSONDialect = SqliteJSON | PostgresJSON
-Spot = SqliteSpot | PostgresSpot

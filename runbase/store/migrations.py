@@ -8,16 +8,42 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy import Connection, Index, func, inspect, select, update
 
 from runbase.store import schema
+
+# History rows by step: step bounds of a scan resolve to indexes with one lookup, whatever
+# holes the index has.
+HISTORY_BY_STEP = Index(
+    "ix_history_step",
+    schema.history.c.run_pk,
+    schema.history.c.stream,
+    schema.history.c.step,
+    schema.history.c.idx,
+)
 
 
 def _create_first_schema(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-STEPS: list[Callable[[Connection], None]] = [_create_first_schema]
+def _index_history_by_step(conn: Connection) -> None:
+    HISTORY_BY_STEP.create(conn, checkfirst=True)
+
+
+def _derive_crashed_at_read_time(conn: Connection) -> None:
+    """Runs that earlier versions marked crashed on a stale heartbeat (they left no exit
+    code) are running again in storage: reads now derive "crashed" from the heartbeat."""
+    runs = schema.runs
+    reaped = (runs.c.state == "crashed") & runs.c.exit_code.is_(None)
+    conn.execute(update(runs).where(reaped).values(state="running"))
+
+
+STEPS: list[Callable[[Connection], None]] = [
+    _create_first_schema,
+    _index_history_by_step,
+    _derive_crashed_at_read_time,
+]
 
 
 def current_version(conn: Connection) -> int:

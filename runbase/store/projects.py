@@ -3,45 +3,31 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from runbase.errors import NotFound
-from runbase.store.dialect import insert_ignore
+from runbase.store.dialect import Dialect
 from runbase.store.engine import Store
 from runbase.store.schema import entities, projects, runs
 
 
-def ensure_project(conn: Connection, entity: str, project: str) -> int:
+def ensure_project(dialect: Dialect, conn: Connection, entity: str, project: str) -> int:
     """The project's id, creating the entity and project when missing."""
-    dialect = conn.dialect.name
     now = time.time()
-    conn.execute(insert_ignore(dialect, entities).values(name=entity, created_at=now))
+    conn.execute(dialect.insert_ignore(entities).values(name=entity, created_at=now))
     entity_id = conn.execute(select(entities.c.id).where(entities.c.name == entity)).scalar_one()
     conn.execute(
-        insert_ignore(dialect, projects).values(entity_id=entity_id, name=project, created_at=now)
+        dialect.insert_ignore(projects).values(entity_id=entity_id, name=project, created_at=now)
     )
-    return conn.execute(
+    found: int = conn.execute(
         select(projects.c.id).where(projects.c.entity_id == entity_id, projects.c.name == project)
     ).scalar_one()
-
-
-def find_project(conn: Connection, entity: str, project: str) -> int | None:
-    return conn.execute(
-        select(projects.c.id)
-        .select_from(projects.join(entities))
-        .where(entities.c.name == entity, projects.c.name == project)
-    ).scalar()
-
-
-def project_id(conn: Connection, entity: str, project: str) -> int:
-    found = find_project(conn, entity, project)
-    if found is None:
-        raise NotFound(f"project {entity}/{project} not found")
     return found
 
 
-def _project_columns():
+def _project_columns() -> list[ColumnElement[Any]]:
     run_count = select(func.count()).where(runs.c.project_id == projects.c.id).scalar_subquery()
     return [
         entities.c.name.label("entity"),
@@ -51,7 +37,7 @@ def _project_columns():
     ]
 
 
-def get_project(store: Store, entity: str, project: str) -> dict:
+def get_project(store: Store, entity: str, project: str) -> dict[str, Any]:
     with store.read() as conn:
         row = conn.execute(
             select(*_project_columns())
@@ -63,7 +49,9 @@ def get_project(store: Store, entity: str, project: str) -> dict:
     return dict(row._mapping)
 
 
-def list_projects(store: Store, entity: str, limit: int, after_name: str | None) -> list[dict]:
+def list_projects(
+    store: Store, entity: str, limit: int, after_name: str | None
+) -> list[dict[str, Any]]:
     """Projects of an entity by name, at most ``limit``, after ``after_name`` when given."""
     stmt = (
         select(*_project_columns())

@@ -1,29 +1,37 @@
-"""Runs: create or resume, read, update, query a page, count."""
+"""Runs: create or resume, read, update, query a page, count.
+
+A run's state is derived when read: a running run whose heartbeat is older than
+``stale_before`` reads ``crashed`` (``filters.run_state``), in records and in filters and
+orders alike. Every read-modify-write of a run holds the run's row lock.
+"""
 
 from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, and_, exists, func, select, update
+from sqlalchemy import Column, ColumnElement, Connection, Select, and_, func, select, update
 
 from runbase.errors import Conflict, InvalidFilter, InvalidInput, NotFound
+from runbase.fields import parse_order
 from runbase.names import display_name
-from runbase.store import filters as filter_compiler
 from runbase.store import order as run_order
 from runbase.store.engine import Store
-from runbase.store.projects import ensure_project, find_project
+from runbase.store.filters import compile_filters, run_state
+from runbase.store.projects import ensure_project
 from runbase.store.schema import entities, projects, runs
 
-RUN_COLUMNS = [
+S = TypeVar("S", bound=Select[Any])
+Record = dict[str, Any]
+# The columns of a run record; ``state`` is ``run_state``.
+RUN_COLUMNS: list[ColumnElement[Any]] = [
     runs.c.storage_id,
     entities.c.name.label("entity"),
     projects.c.name.label("project"),
     runs.c.run_id,
     runs.c.display_name,
-    runs.c.state,
     runs.c.config,
     runs.c.summary,
     runs.c.system_metrics,
@@ -51,18 +59,19 @@ UPDATABLE = {
 }  # fmt: skip
 
 
-def _where_path(entity: str, project: str, run_id: str):
+def _where_path(entity: str, project: str, run_id: str) -> ColumnElement[bool]:
     return and_(entities.c.name == entity, projects.c.name == project, runs.c.run_id == run_id)
 
 
-def _select_runs():
-    return select(*RUN_COLUMNS).select_from(RUNS_FROM)
+def _select_runs(stale_before: float | None) -> Select[Any]:
+    state = run_state(stale_before).label("state")
+    return select(*RUN_COLUMNS[:5], state, *RUN_COLUMNS[5:]).select_from(RUNS_FROM)
 
 
 def find_run_pk(conn: Connection, entity: str, project: str, run_id: str) -> int | None:
-    return conn.execute(
-        select(runs.c.storage_id).select_from(RUNS_FROM).where(_where_path(entity, project, run_id))
-    ).scalar()
+    stmt = select(runs.c.storage_id).select_from(RUNS_FROM)
+    pk: int | None = conn.execute(stmt.where(_where_path(entity, project, run_id))).scalar()
+    return pk
 
 
 def run_pk(conn: Connection, entity: str, project: str, run_id: str) -> int:
@@ -73,41 +82,56 @@ def run_pk(conn: Connection, entity: str, project: str, run_id: str) -> int:
 
 
 def create_run(
-    store: Store, entity: str, project: str, run_id: str, values: dict[str, Any], resume: str | None
-) -> dict[str, Any]:
-    """Insert a run, or continue an existing one as ``resume`` allows; returns the stored run."""
-    now = time.time()
-    with store.write() as conn:
-        pk = find_run_pk(conn, entity, project, run_id)
+    store: Store, entity: str, project: str, run_id: str, values: Record, resume: str | None
+) -> Record:
+    """Insert a run, or continue an existing one as ``resume`` allows; returns the stored run
+    (with its stored state: it is running)."""
+
+    def write(conn: Connection) -> Record:
+        now = time.time()
         path = f"{entity}/{project}/{run_id}"
+        pk = find_run_pk(conn, entity, project, run_id)
         if pk is None:
             if resume == "must":
                 raise NotFound(f"run {path} not found, and resume='must' needs an existing run")
-            project_pk = ensure_project(conn, entity, project)
-            if values.get("display_name") is None:
-                taken = select(func.count()).where(runs.c.project_id == project_pk)
-                values = {**values, "display_name": display_name(conn.execute(taken).scalar() + 1)}
-            row = {
-                "system_metrics": {}, "run_metadata": {}, "summary": {}, "state": "running",
-                "history_line_count": 0, "system_line_count": 0, **values,
-            }  # fmt: skip
-            conn.execute(
-                runs.insert().values(
-                    project_id=project_pk, run_id=run_id, created_at=now, heartbeat_at=now,
-                    updated_at=now, **row,
-                )
-            )  # fmt: skip
-        else:
-            if resume in (None, "never"):
-                raise Conflict(
-                    f"run {path} already exists; pass resume='allow' or 'must' to continue it"
-                )
-            _resume(conn, pk, values, now)
-        return _get(conn, entity, project, run_id)
+            if _insert(store, conn, entity, project, run_id, values, now):
+                store.refresh_statistics(conn)
+                return _get(conn, entity, project, run_id, None)
+            pk = run_pk(conn, entity, project, run_id)  # another writer created it meanwhile
+        if resume in (None, "never"):
+            raise Conflict(
+                f"run {path} already exists; pass resume='allow' or 'must' to continue it"
+            )
+        _resume(conn, pk, values, now)
+        return _get(conn, entity, project, run_id, None)
+
+    return store.write_fn(write)
 
 
-def _resume(conn: Connection, pk: int, values: dict[str, Any], now: float) -> None:
-    old = conn.execute(select(runs.c.config, runs.c.tags).where(runs.c.storage_id == pk)).one()
+def _insert(
+    store: Store, conn: Connection, entity: str, project: str, run_id: str, values: Record,
+    now: float,
+) -> bool:  # fmt: skip
+    """Insert the run; False if it exists already."""
+    project_pk = ensure_project(store.dialect, conn, entity, project)
+    if values.get("display_name") is None:
+        taken = select(func.count()).where(runs.c.project_id == project_pk)
+        values = {**values, "display_name": display_name(conn.execute(taken).scalar_one() + 1)}
+    row = {
+        "system_metrics": {}, "run_metadata": {}, "summary": {}, "state": "running",
+        "history_line_count": 0, "system_line_count": 0, **values,
+    }  # fmt: skip
+    inserted = conn.execute(
+        store.dialect.insert_ignore(runs).values(
+            project_id=project_pk, run_id=run_id, created_at=now, heartbeat_at=now,
+            updated_at=now, **row,
+        )
+    )  # fmt: skip
+    return bool(inserted.rowcount)
+
+
+def _resume(conn: Connection, pk: int, values: Record, now: float) -> None:
+    old = conn.execute(select(runs.c.config).where(runs.c.storage_id == pk).with_for_update()).one()
     changes: dict[str, Any] = {"state": "running", "exit_code": None, "heartbeat_at": now}
     changes["config"] = {**old.config, **values.get("config", {})}
     for key in ("display_name", "notes", "group", "job_type", "sweep", "run_metadata"):
@@ -118,28 +142,30 @@ def _resume(conn: Connection, pk: int, values: dict[str, Any], now: float) -> No
     conn.execute(update(runs).where(runs.c.storage_id == pk).values(updated_at=now, **changes))
 
 
-def _get(conn: Connection, entity: str, project: str, run_id: str) -> dict[str, Any]:
-    row = conn.execute(_select_runs().where(_where_path(entity, project, run_id))).first()
-    if row is None:
+def _get(
+    conn: Connection, entity: str, project: str, run_id: str, stale_before: float | None
+) -> Record:
+    row = conn.execute(_select_runs(stale_before).where(_where_path(entity, project, run_id)))
+    found = row.first()
+    if found is None:
         raise NotFound(f"run {entity}/{project}/{run_id} not found")
-    return dict(row._mapping)
+    return dict(found._mapping)
 
 
-def get_run(
-    store: Store, entity: str, project: str, run_id: str, stale_after: float
-) -> dict[str, Any]:
-    mark_crashed(store, entity, project, stale_after)
+def get_run(store: Store, entity: str, project: str, run_id: str, stale_before: float) -> Record:
     with store.read() as conn:
-        return _get(conn, entity, project, run_id)
+        return _get(conn, entity, project, run_id, stale_before)
 
 
 def update_run(
-    store: Store, entity: str, project: str, run_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
+    store: Store, entity: str, project: str, run_id: str, changes: Record, stale_before: float
+) -> Record:
+    """Set run columns (``run_metadata``, not ``metadata``); returns the run as stored after."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise InvalidInput(f"cannot update run fields {sorted(unknown)}")
-    with store.write() as conn:
+
+    def write(conn: Connection) -> Record:
         pk = run_pk(conn, entity, project, run_id)
         if changes:
             conn.execute(
@@ -147,21 +173,25 @@ def update_run(
                 .where(runs.c.storage_id == pk)
                 .values(updated_at=time.time(), **changes)
             )
-        return _get(conn, entity, project, run_id)
+        return _get(conn, entity, project, run_id, stale_before)
+
+    return store.write_fn(write)
 
 
 def merge_document(
-    store: Store, entity: str, project: str, run_id: str, column: str, changes: dict[str, Any]
+    store: Store, entity: str, project: str, run_id: str, column: str, changes: Record
 ) -> None:
     """Merge top-level keys into a run's config, summary or metadata, in one transaction."""
-    col = runs.c[column]
-    with store.write() as conn:
-        pk = run_pk(conn, entity, project, run_id)
-        merge_document_pk(conn, pk, col, changes)
+
+    def write(conn: Connection) -> None:
+        merge_document_pk(conn, run_pk(conn, entity, project, run_id), runs.c[column], changes)
+
+    store.write_fn(write)
 
 
-def merge_document_pk(conn: Connection, pk: int, col, changes: dict[str, Any]) -> None:
-    old = conn.execute(select(col).where(runs.c.storage_id == pk)).scalar_one()
+def merge_document_pk(conn: Connection, pk: int, col: Column[Any], changes: Record) -> None:
+    """Merge top-level keys into a document column of a run, holding the run's row lock."""
+    old = conn.execute(select(col).where(runs.c.storage_id == pk).with_for_update()).scalar_one()
     conn.execute(
         update(runs)
         .where(runs.c.storage_id == pk)
@@ -170,19 +200,19 @@ def merge_document_pk(conn: Connection, pk: int, col, changes: dict[str, Any]) -
 
 
 def heartbeat(store: Store, entity: str, project: str, run_id: str) -> None:
-    """Refresh the heartbeat; a run marked crashed while it was silent is running again."""
-    with store.write() as conn:
+    """Refresh the heartbeat (a run read as crashed reads as running again)."""
+
+    def write(conn: Connection) -> None:
         pk = run_pk(conn, entity, project, run_id)
-        this_run = runs.c.storage_id == pk
-        reaped = (runs.c.state == "crashed") & runs.c.exit_code.is_(None)
-        conn.execute(update(runs).where(this_run, reaped).values(state="running"))
-        conn.execute(update(runs).where(this_run).values(heartbeat_at=time.time()))
+        conn.execute(update(runs).where(runs.c.storage_id == pk).values(heartbeat_at=time.time()))
+
+    store.write_fn(write)
 
 
 def finish_run(
     store: Store, entity: str, project: str, run_id: str, state: str, exit_code: int | None
 ) -> None:
-    with store.write() as conn:
+    def write(conn: Connection) -> None:
         pk = run_pk(conn, entity, project, run_id)
         now = time.time()
         conn.execute(
@@ -191,20 +221,7 @@ def finish_run(
             .values(state=state, exit_code=exit_code, heartbeat_at=now, updated_at=now)
         )
 
-
-def mark_crashed(store: Store, entity: str, project: str, stale_after: float) -> None:
-    """Mark crashed the project's running runs whose heartbeat is over ``stale_after`` s old."""
-    cutoff = time.time() - stale_after
-    stale = (runs.c.state == "running") & (runs.c.heartbeat_at < cutoff)
-    with store.read() as conn:
-        pid = find_project(conn, entity, project)
-        if (
-            pid is None
-            or not conn.execute(select(exists().where(runs.c.project_id == pid, stale))).scalar()
-        ):
-            return
-    with store.write() as conn:
-        conn.execute(update(runs).where(runs.c.project_id == pid, stale).values(state="crashed"))
+    store.write_fn(write)
 
 
 def query_runs(
@@ -215,27 +232,26 @@ def query_runs(
     order: str,
     limit: int,
     cursor: str | None,
-    stale_after: float,
-) -> tuple[list[dict[str, Any]], str | None]:
+    stale_before: float,
+) -> tuple[list[Record], str | None]:
     """One page of a project's runs matching ``filters`` in ``order``, and the next cursor.
 
     The page's ids are found first and its runs read after, so that the sort carries only
     (id, sort key) pairs rather than every matching run's documents."""
     dialect = store.dialect
-    where = filter_compiler.compile_filters(filters, dialect)
-    sort = run_order.parse_order(order)
+    where = compile_filters(filters, dialect, stale_before)
+    sort = parse_order(order)
     page = (
-        select(runs.c.storage_id, run_order.sort_value(sort, dialect))
+        select(runs.c.storage_id, run_order.sort_value(sort, dialect, stale_before))
         .select_from(RUNS_FROM)
         .where(entities.c.name == entity, projects.c.name == project, where)
-        .order_by(*run_order.order_by(sort, dialect))
+        .order_by(*run_order.order_by(sort, dialect, stale_before))
         .limit(limit + 1)
     )
     if cursor is not None:
         value, storage_id = _decode_cursor(cursor)
-        page = page.where(run_order.after(sort, dialect, value, storage_id))
-    mark_crashed(store, entity, project, stale_after)
-    store.refresh_statistics()
+        page = page.where(run_order.after(sort, dialect, value, storage_id, stale_before))
+    store.read_statistics()
     with store.read() as conn:
         keys = conn.execute(_access_path(store, page)).all()
         next_cursor = None
@@ -243,29 +259,31 @@ def query_runs(
             keys = keys[:limit]
             next_cursor = _encode_cursor(keys[-1].sort_value, keys[-1].storage_id)
         ids = [key.storage_id for key in keys]
-        found = conn.execute(_select_runs().where(runs.c.storage_id.in_(ids))) if ids else []
-        by_id = {row.storage_id: dict(row._mapping) for row in found}
+        by_id: dict[int, Record] = {}
+        if ids:
+            found = conn.execute(_select_runs(stale_before).where(runs.c.storage_id.in_(ids)))
+            by_id = {row.storage_id: dict(row._mapping) for row in found}
     return [by_id[pk] for pk in ids], next_cursor
 
 
 def count_runs(
-    store: Store, entity: str, project: str, filters: dict[str, Any], stale_after: float
+    store: Store, entity: str, project: str, filters: dict[str, Any], stale_before: float
 ) -> int:
-    where = filter_compiler.compile_filters(filters, store.dialect)
+    where = compile_filters(filters, store.dialect, stale_before)
     stmt = (
         select(func.count())
         .select_from(RUNS_FROM)
         .where(entities.c.name == entity, projects.c.name == project, where)
     )
-    mark_crashed(store, entity, project, stale_after)
-    store.refresh_statistics()
+    store.read_statistics()
     with store.read() as conn:
-        return conn.execute(_access_path(store, stmt)).scalar_one()
+        count: int = conn.execute(_access_path(store, stmt)).scalar_one()
+    return count
 
 
-def _access_path(store: Store, stmt):
+def _access_path(store: Store, stmt: S) -> S:
     """Read the runs table straight through when projects are large (``Store.scan_runs``)."""
-    return stmt.with_hint(runs, "NOT INDEXED", "sqlite") if store.scan_runs else stmt
+    return store.dialect.no_index(stmt, runs) if store.scan_runs else stmt  # type: ignore[return-value]
 
 
 def _encode_cursor(value: Any, storage_id: int) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from runbase.store.dialect import JSONDoc
+from runbase.store.columns import JSONDoc
 
 metadata = MetaData()
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from runbase.errors import NotFound
+from runbase.store.dialect import Dialect
 from runbase.store.projects import ensure_project
 from runbase.store.schema import entities, projects, sweeps
 
@@ -23,9 +24,15 @@ SWEEP_COLUMNS = [
 
 
 def create(
-    conn: Connection, entity: str, project: str, sweep_id: str, name: str, config: dict[str, Any]
+    dialect: Dialect,
+    conn: Connection,
+    entity: str,
+    project: str,
+    sweep_id: str,
+    name: str,
+    config: dict[str, Any],
 ) -> dict[str, Any]:
-    project_pk = ensure_project(conn, entity, project)
+    project_pk = ensure_project(dialect, conn, entity, project)
     conn.execute(
         sweeps.insert().values(
             project_id=project_pk, sweep_id=sweep_id, name=name, config=config,

@@ -8,16 +8,17 @@ database URL (the tests drop and recreate runbase's tables there).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import Connection, create_engine, select
 
+from runbase.fields import parse_order
 from runbase.store import Store, schema
 from runbase.store.filters import compile_filters
-from runbase.store.order import after, order_by, parse_order, sort_value
+from runbase.store.order import after, order_by, sort_value
 
 POSTGRES_URL = os.environ.get("RUNBASE_TEST_POSTGRES")
 DIALECTS = [
@@ -108,6 +109,7 @@ def open_store(dialect: str, path: Path) -> Store:
     """A new, empty store on ``dialect``."""
     if dialect == "sqlite":
         return Store.open(None, path)
+    assert POSTGRES_URL is not None
     engine = create_engine(POSTGRES_URL)
     schema.metadata.drop_all(engine)
     engine.dispose()
@@ -115,10 +117,12 @@ def open_store(dialect: str, path: Path) -> Store:
 
 
 def store_runs(store: Store, runs: Iterable[dict[str, Any]]) -> None:
-    with store.write() as conn:
+    def write(conn: Connection) -> None:
         conn.execute(schema.entities.insert().values(id=1, name=ENTITY, created_at=0.0))
         conn.execute(schema.projects.insert().values(id=1, entity_id=1, name="p", created_at=0.0))
         conn.execute(schema.runs.insert(), [{"project_id": 1, **full_run(run)} for run in runs])
+
+    store.write_fn(write)
 
 
 @pytest.fixture(scope="module", params=DIALECTS)
@@ -127,7 +131,7 @@ def dialect(request) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_table(dialect, tmp_path_factory) -> Callable[[list[dict[str, Any]]], RunTable]:
+def run_table(dialect, tmp_path_factory) -> Iterator[Callable[[list[dict[str, Any]]], RunTable]]:
     """Makes a ``RunTable`` of runs given as dicts of ``runs`` columns (``run_id`` at least;
     the rest defaults); one per module on PostgreSQL."""
     stores: list[Store] = []

@@ -10,17 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runbase.errors import InvalidFilter
+from runbase.fields import ColumnField, DocField, split_path
 from runbase.store import schema
-from runbase.store.filters import (
-    And,
-    ColumnField,
-    Compare,
-    DocField,
-    Not,
-    compile_filters,
-    parse_filters,
-    split_path,
-)
+from runbase.store.dialect import POSTGRES, SQLITE
+from runbase.store.filters import And, Compare, Not, compile_filters, parse_filters
 
 T0 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 DAY = 86_400.0
@@ -334,13 +327,13 @@ def test_hostile_input_leaves_the_table_alone(table):
 
 @pytest.mark.parametrize(("filters", "_"), CASES, ids=[str(f) for f, _ in CASES])
 def test_compiles_for_postgresql(filters, _):
-    stmt = select(schema.runs.c.run_id).where(compile_filters(filters, "postgresql"))
+    stmt = select(schema.runs.c.run_id).where(compile_filters(filters, POSTGRES))
     assert "runs" in str(stmt.compile(dialect=postgresql.dialect()))
 
 
 def test_values_and_keys_are_bound_never_spliced():
     filters = {f"config.{HOSTILE}": HOSTILE, "tags": {"$regex": re.escape(HOSTILE)}}
-    for dialect, name in ((sqlite.dialect(), "sqlite"), (postgresql.dialect(), "postgresql")):
+    for dialect, name in ((sqlite.dialect(), SQLITE), (postgresql.dialect(), POSTGRES)):
         sql = str(
             select(schema.runs.c.run_id)
             .where(compile_filters(filters, name))
@@ -417,7 +410,7 @@ ERRORS = [
 @pytest.mark.parametrize(("filters", "part"), ERRORS, ids=[str(f) for f, _ in ERRORS])
 def test_invalid_filter_names_the_part(filters, part):
     with pytest.raises(InvalidFilter) as info:
-        compile_filters(filters, "sqlite")
+        compile_filters(filters, SQLITE)
     assert part in str(info.value)
     assert isinstance(info.value, ValueError)
 
@@ -425,7 +418,7 @@ def test_invalid_filter_names_the_part(filters, part):
 @pytest.mark.parametrize("filters", [[("state", "x")], "state=x", None, 3])
 def test_filters_must_be_an_object(filters):
     with pytest.raises(InvalidFilter, match="object"):
-        compile_filters(filters, "sqlite")
+        compile_filters(filters, SQLITE)
 
 
 def test_nan_and_infinity_reach_sqlite_as_stored(table):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 from runbase.errors import InvalidFilter
+from runbase.fields import ColumnField, DocField, SortKey, parse_order
 from runbase.store import schema
-from runbase.store.filters import ColumnField, DocField
-from runbase.store.order import SortKey, after, order_by, parse_order, sort_value
+from runbase.store.dialect import POSTGRES, SQLITE
+from runbase.store.order import after, order_by, sort_value
 
 T = 1_700_000_000.0
 LOSSES = {
@@ -29,7 +31,7 @@ LOSSES = {
     "s13": [1, 2],
     "s14": "Zed",
 }
-RUNS = [
+RUNS: list[dict[str, Any]] = [
     {"run_id": "s01", "config": {"lr": 0.1}, "display_name": "b", "group": "g2", "created_at": T},
     {"run_id": "s02", "config": {"lr": 0.1}, "display_name": "b", "state": "running"},
     {"run_id": "s03", "config": {"lr": 0.01}, "display_name": "a", "group": "g1"},
@@ -160,7 +162,7 @@ def test_malformed_order_is_refused(order):
 )
 def test_bad_cursor_is_refused(order, value, storage_id):
     with pytest.raises(InvalidFilter, match="cursor"):
-        after(parse_order(order), "sqlite", value, storage_id)
+        after(parse_order(order), SQLITE, value, storage_id)
 
 
 def test_sort_values_survive_json(table):
@@ -179,8 +181,8 @@ def test_compiles_for_postgresql(order):
     if isinstance(sort.field, ColumnField) and sort.field.kind == "text":
         cursor = "b"
     stmt = (
-        select(schema.runs.c.run_id, sort_value(sort, "postgresql"))
-        .where(after(sort, "postgresql", cursor, 3))
-        .order_by(*order_by(sort, "postgresql"))
+        select(schema.runs.c.run_id, sort_value(sort, POSTGRES))
+        .where(after(sort, POSTGRES, cursor, 3))
+        .order_by(*order_by(sort, POSTGRES))
     )
     assert "ORDER BY" in str(stmt.compile(dialect=postgresql.dialect()))

@@ -1,0 +1,68 @@
+"""The store's engine: one writer thread on SQLite, migrations, no global patches."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
+
+from runbase.store import Store, schema
+from runbase.store.dialect import POSTGRES, SQLITE
+from runbase.store.migrations import STEPS, current_version
+
+
+@pytest.fixture
+def store(data_dir, database_url):
+    store = Store.open(database_url, data_dir)
+    yield store
+    store.close()
+
+
+def test_write_fn_returns_results_and_raises_errors_in_the_caller(store):
+    assert store.write_fn(lambda conn: conn.execute(text("SELECT 41 + 1")).scalar()) == 42
+
+    def failing(conn):
+        conn.execute(schema.entities.insert().values(name="gone", created_at=0.0))
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        store.write_fn(failing)
+    with store.read() as conn:  # the failed function's writes were rolled back
+        assert conn.execute(select(schema.entities.c.name)).scalars().all() == []
+
+
+def test_sqlite_writes_run_on_one_thread(store):
+    if store.dialect is not SQLITE:
+        pytest.skip("PostgreSQL writes in the caller's thread")
+    threads: set[str] = set()
+
+    def record(conn):
+        threads.add(threading.current_thread().name)
+
+    callers = [threading.Thread(target=store.write_fn, args=(record,)) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert threads == {"runbase-sqlite-writer"}
+
+
+def test_close_ends_the_writer_thread(data_dir, database_url):
+    store = Store.open(database_url, data_dir)
+    writer = store._writer
+    store.close()
+    assert writer is None or not writer._thread.is_alive()
+
+
+def test_migrations_reach_the_last_step_with_the_step_index(store):
+    with store.read() as conn:
+        assert current_version(conn) == len(STEPS) == 3
+        indexes = {ix["name"] for ix in inspect(conn).get_indexes("history")}
+    assert "ix_history_step" in indexes
+    assert store.dialect in (SQLITE, POSTGRES)
+
+
+def test_sqlalchemy_sqlite_compiler_is_not_patched():
+    assert "get_from_hint_text" not in vars(SQLiteCompiler)
