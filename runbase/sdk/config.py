@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import Any
 
 from runbase.errors import ConfigError
@@ -10,13 +10,19 @@ from runbase.sdk.values import clean_document
 
 
 class Config:
-    """Hyperparameters: attribute and item access; every change is persisted at once.
+    """Hyperparameters: attribute and item access; every change is persisted.
 
     Changing a value already set raises ``ConfigError`` unless ``allow_val_change=True``.
+    Changes are handed to ``persist`` (the run's writer stores them in order, off this thread).
     """
 
+    _items: dict[str, Any]
+    _persist: Callable[[dict[str, Any]], None] | None
+
     def __init__(
-        self, values: dict[str, Any] | None = None, persist: Callable[[dict], None] | None = None
+        self,
+        values: dict[str, Any] | None = None,
+        persist: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         object.__setattr__(self, "_items", dict(values or {}))
         object.__setattr__(self, "_persist", persist)
@@ -49,13 +55,13 @@ class Config:
     def as_dict(self) -> dict[str, Any]:
         return dict(self._items)
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._items.keys()
 
-    def items(self):
+    def items(self) -> ItemsView[str, Any]:
         return self._items.items()
 
-    def values(self):
+    def values(self) -> ValuesView[Any]:
         return self._items.values()
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -95,7 +101,7 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     raise TypeError(f"config.update takes a dict, not {type(obj).__name__}")
 
 
-class Summary(MutableMapping):
+class Summary(MutableMapping[str, Any]):
     """The run's summary: the last logged value of each key, unless set here."""
 
     def __init__(
@@ -113,7 +119,7 @@ class Summary(MutableMapping):
     def __delitem__(self, key: str) -> None:
         raise TypeError("summary keys cannot be deleted from a live run; set a new value instead")
 
-    def update(self, d: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, d: Any = (), /, **kwargs: Any) -> None:
         changes = {**dict(d), **kwargs}
         for key in changes:
             if not isinstance(key, str):

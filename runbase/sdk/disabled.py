@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbase.names import new_run_id
+from runbase.names import DEFAULT_PROJECT, new_run_id
 from runbase.sdk.config import Config, Summary
 
 
 class DisabledRun:
     """Looks like a ``Run``; stores nothing."""
 
-    def __init__(self, project, entity, name, run_id, config) -> None:
+    def __init__(
+        self,
+        project: str | None,
+        entity: str | None,
+        name: str | None,
+        run_id: str | None,
+        config: dict[str, Any] | Any | None,
+    ) -> None:
         self.id = run_id or new_run_id()
-        self.project = project or "uncategorized"
+        self.project = project or DEFAULT_PROJECT
         self.entity = entity or "disabled"
         self.name = name or "disabled"
         self.path = f"{self.entity}/{self.project}/{self.id}"

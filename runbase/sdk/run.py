@@ -10,21 +10,46 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, cast
 
+from runbase import checks
 from runbase.backend import open_backend
-from runbase.backend.base import RESUME_MODES, Backend, NewRun, RunIdentity, RunPath, RunRecord
-from runbase.errors import InvalidInput
+from runbase.backend.base import (
+    RESUME_MODES,
+    Backend,
+    NewRun,
+    RunChanges,
+    RunIdentity,
+    RunPath,
+    RunRecord,
+    check_run_changes,
+)
+from runbase.errors import CommError, InvalidInput, RunbaseError
 from runbase.names import new_run_id
 from runbase.sdk.config import Config, Summary
 from runbase.sdk.metadata import collect_metadata
+from runbase.sdk.spool import ConfigChange, FileSave, Finish, RunChange, Spool
 from runbase.sdk.system import SystemSampler
-from runbase.sdk.values import HAS_NONE, NESTED, clean_document, clean_row, merge_leaves
-from runbase.sdk.writer import KeyIndex, Writer, encode_row
+from runbase.sdk.values import (
+    HAS_LIST,
+    HAS_NONE,
+    NESTED,
+    clean_document,
+    clean_row,
+    copy_document,
+    merge_leaves,
+)
+from runbase.sdk.writer import KeyIndex, SummaryChange, Writer, encode_row, replay
 from runbase.settings import Settings
 
 SAVE_POLICIES = ("live", "now", "end")
 ABORTED_EXIT_CODE = 255
+_MERGED = NESTED | HAS_NONE | HAS_LIST
+
+
+class UnstoredWarning(RuntimeWarning):
+    """What a run logged is not stored yet: it waits in memory or in the run's spool."""
 
 
 class Run(RunIdentity):
@@ -36,6 +61,7 @@ class Run(RunIdentity):
         self._backend = backend
         self._settings = settings
         self._record = record
+        self._name = record.display_name
         self._path = record.path
         self._step = 0 if record.last_step is None else record.last_step + 1
         self._pending: dict[str, Any] = {}
@@ -55,7 +81,11 @@ class Run(RunIdentity):
         self._next_index = record.history_line_count
         self._next_system_index = record.system_line_count
         self._writer = Writer(
-            backend, self._path, summary=self.summary._items, heartbeat=settings.heartbeat_interval
+            backend,
+            self._path,
+            summary=record.summary,
+            spool=Spool(settings.data_dir, self._path),
+            heartbeat=settings.heartbeat_interval,
         )
         self._sampler = SystemSampler(self._log_system, interval=settings.system_interval)
         self._sampler.start()
@@ -63,12 +93,14 @@ class Run(RunIdentity):
     # identity
     @property
     def name(self) -> str:
-        return self._record.display_name
+        return self._name
 
     @name.setter
     def name(self, value: str) -> None:
-        self._backend.update_run(self._path, display_name=str(value))
-        self._record.display_name = str(value)
+        name = str(value)
+        check_run_changes(RunChanges(display_name=name))
+        self._writer.items.append(RunChange(name))
+        self._name = name
 
     @property
     def url(self) -> str:
@@ -144,10 +176,11 @@ class Run(RunIdentity):
         row["_timestamp"] = now
         flags = self._pending_flags
         idx = self._next_index
-        self._writer.rows.append((idx, step, self._keys(row, flags), encode_row(row, flags)))
-        if flags & (NESTED | HAS_NONE):
+        # the row goes to the writer, which owns it from here on; the summary takes copies
+        hrow = (idx, step, self._keys(row, flags), encode_row(row, flags))
+        self._writer.items.append((hrow, row, flags))
+        if flags & _MERGED:
             merge_leaves(self.summary._items, row)
-            self._writer.summary_keys.append(tuple(row))
         else:
             self.summary._items.update(row)
         self._next_index = idx + 1
@@ -168,13 +201,14 @@ class Run(RunIdentity):
         row = {**metrics, "_runtime": now - self._start + self._runtime_offset, "_timestamp": now}
         idx = self._next_system_index
         self._next_system_index = idx + 1
-        self._writer.system.append(((idx, idx, self._keys(row, 0), encode_row(row, 0)), row))
+        hrow = (idx, idx, self._keys(row, 0), encode_row(row, 0))
+        self._writer.system.append((hrow, row))
 
     def _persist_config(self, changes: dict[str, Any]) -> None:
-        self._backend.update_config(self._path, changes)
+        self._writer.items.append(ConfigChange(copy_document(changes)))
 
     def _persist_summary(self, changes: dict[str, Any]) -> None:
-        self._writer.summary_keys.append(tuple(changes))
+        self._writer.items.append(SummaryChange(copy_document(changes)))
 
     # files
     def save(self, glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
@@ -200,9 +234,9 @@ class Run(RunIdentity):
         return names
 
     def _put(self, file: Path, name: str) -> float:
-        """Store the file; returns the modification time of what was stored."""
+        """Queue the file for storing (the writer reads it); returns its modification time."""
         modified = file.stat().st_mtime
-        self._backend.put_file(self._path, name, file.read_bytes())
+        self._writer.items.append(FileSave(name, str(file.resolve())))
         return modified
 
     def _save_at_finish(self) -> None:
@@ -223,6 +257,9 @@ class Run(RunIdentity):
         self._end(state, exit_code or 0)
 
     def _end(self, state: str, exit_code: int) -> None:
+        """Store everything, then the state; what cannot be stored within the writer's
+        ``drain_timeout`` stays in the run's spool, the run is not marked ended, and an
+        ``UnstoredWarning`` says how much and where."""
         if self._finished:
             return
         self._finished = True
@@ -231,22 +268,38 @@ class Run(RunIdentity):
             self._commit()
         runtime = int(time.time() - self._start + self._runtime_offset)
         self.summary.update({"_runtime": runtime, "_wandb": {"runtime": runtime}})
-        self._writer.close()
         try:
             self._save_at_finish()
         finally:
-            self._backend.finish_run(self._path, state, exit_code)
+            self._writer.items.append(Finish(state, exit_code))
+            unstored = self._writer.close()
             _ACTIVE.discard(self)
             _set_current_after_finish(self)
+        if unstored:
+            warnings.warn(unstored.message(self._path), UnstoredWarning, stacklevel=3)
 
     def flush(self) -> None:
-        """Wait until everything logged so far is stored."""
-        self._writer.flush()
+        """Wait until everything logged so far is stored. If the backend cannot store it
+        within the writer's ``drain_timeout``, warn (``UnstoredWarning``) and return; the
+        writer keeps retrying."""
+        if not self._writer.flush():
+            warnings.warn(
+                f"runbase: what {self.path} logged is not all stored after "
+                f"{self._writer.drain_timeout:g}s (last error: {self._writer.last_error}); it "
+                "waits, in memory or in the run's spool, and is retried",
+                UnstoredWarning,
+                stacklevel=2,
+            )
 
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.finish()
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -268,7 +321,7 @@ def _is_integer(value: Any) -> bool:
 # active runs of this process, finished at exit
 _ACTIVE: set[Run] = set()
 _CURRENT: list[Run | None] = [None]
-_EXIT = {"exception": None}
+_EXIT: dict[str, type[BaseException] | None] = {"exception": None}
 _LOCK = threading.Lock()
 _STATIC_METADATA: dict[str, Any] = {}
 
@@ -282,7 +335,9 @@ def _set_current_after_finish(run: Run) -> None:
         _CURRENT[0] = None
 
 
-def _excepthook(exc_type, exc, tb) -> None:
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
     _EXIT["exception"] = exc_type
     _previous_excepthook(exc_type, exc, tb)
 
@@ -333,7 +388,7 @@ def init(
     group: str | None = None,
     job_type: str | None = None,
     resume: str | bool | None = None,
-    dir: str | os.PathLike | None = None,
+    dir: str | os.PathLike[str] | None = None,
     mode: str | None = None,
     sweep_id: str | None = None,
     allow_val_change: bool = False,
@@ -343,27 +398,25 @@ def init(
     """Start a run (or continue one with ``id`` and ``resume``), as ``wandb.init`` does."""
     base = settings or Settings.load()
     if mode is not None:
+        checks.mode(mode)
         base = base.with_(mode=mode)
-    if base.mode not in ("online", "offline", "disabled"):
-        raise ValueError(f"mode must be 'online', 'offline' or 'disabled', not {base.mode!r}")
     if base.mode == "disabled":
         from runbase.sdk.disabled import DisabledRun
 
-        run = DisabledRun(project or base.project, entity, name, id, config)
-        _CURRENT[0] = run  # type: ignore[assignment]
-        return run  # type: ignore[return-value]
+        # a stand-in that answers the same calls and stores nothing
+        disabled = cast(Run, DisabledRun(project or base.project, entity, name, id, config))
+        _CURRENT[0] = disabled
+        return disabled
     resume = _check_init_arguments(resume, tags, id)
     backend = open_backend(base)
     path = RunPath(
-        entity or base.default_entity,
-        project or base.project or "uncategorized",
-        id or new_run_id(),
+        entity or base.default_entity, project or base.default_project, id or new_run_id()
     )
     config_dict = _config_dict(config)
     new = NewRun(
         display_name=name,
         config=config_dict,
-        tags=list(tags or []),
+        tags=tuple(tags or ()),
         notes=notes,
         group=group,
         job_type=job_type,
@@ -373,6 +426,8 @@ def init(
         resume=resume,
     )
     record = backend.create_run(path, new)
+    if _store_spooled(backend, Spool(base.data_dir, record.path)):
+        record = backend.get_run(record.path)
     _install_exit_hooks()
     run = Run(backend, base, record, Path(dir) if dir else None)
     _ACTIVE.add(run)
@@ -386,16 +441,31 @@ def _check_init_arguments(resume: Any, tags: Any, run_id: Any) -> str | None:
     elif resume is False:
         resume = None
     if resume not in RESUME_MODES:
-        raise ValueError(f"resume must be one of {RESUME_MODES[1:]} or None, not {resume!r}")
+        raise InvalidInput(f"resume must be one of {RESUME_MODES[1:]} or None, not {resume!r}")
     if resume in ("must", "never") and run_id is None:
-        raise ValueError(f"resume={resume!r} needs an id")
+        raise InvalidInput(f"resume={resume!r} needs an id")
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise TypeError(f"tags must be a list of strings, not {tags!r}")
-    if run_id is not None and (
-        not isinstance(run_id, str) or not run_id or "/" in run_id or len(run_id) > 128
-    ):
-        raise ValueError(f"id must be a non-empty string without '/', not {run_id!r}")
-    return resume
+    if run_id is not None:
+        checks.name_part(run_id, "id")
+    return None if resume is None else str(resume)
+
+
+def _store_spooled(backend: Backend, spool: Spool) -> bool:
+    """Store what an earlier process of this run left in its spool, before anything new;
+    whether there was any. ``CommError`` if it cannot be stored now (it stays there)."""
+    waiting = spool.entries()
+    if not waiting:
+        return False
+    try:
+        replay(backend, spool)
+    except RunbaseError as exc:
+        raise CommError(
+            f"{len(spool.entries())} batches of {spool.path} left by an earlier process wait in "
+            f"{spool.dir} and could not be stored: {exc}",
+            exc,
+        ) from exc
+    return True
 
 
 def _config_dict(config: Any) -> dict[str, Any]:

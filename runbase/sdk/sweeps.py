@@ -21,7 +21,7 @@ def sweep(
     backend = open_backend(settings)
     record = backend.create_sweep(
         entity or settings.default_entity,
-        project or config.get("project") or settings.project or "uncategorized",
+        project or config.get("project") or settings.default_project,
         config,
     )
     return record.sweep_id

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psutil
 
 try:
-    import pynvml
+    import pynvml as pynvml  # also used by metadata
 except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not break runs
     pynvml = None
 
@@ -183,7 +183,7 @@ def gpu_metrics(pid: int | None = None) -> dict[str, float]:
             return {}
         ours = _our_pids(os.getpid() if pid is None else pid)
         metrics: dict[str, float] = {}
-        for index in range(_read(_device_count).get("count", 0)):
+        for index in range(int(_read(_device_count).get("count", 0))):
             metrics.update(_read(_device_metrics, index, ours))
         return metrics
 

@@ -1,29 +1,58 @@
-"""The background writer: one thread per run that batches what the run logs into the backend.
+"""The background writer: one thread per run that stores, in order, everything the run records.
 
-The logging thread hands over ready rows: ``run.log`` encodes the row and appends an
-``(idx, step, keys, text)`` tuple to a deque (no lock, no wake-up). The thread drains the
-deques every ``poll`` seconds, or at once when asked to flush, and stores each drain as one
-batch per stream, each in one transaction. It also keeps the run's heartbeat fresh.
+The logging thread hands over values it no longer touches. ``run.log`` appends a
+``(HistoryRow, row, flags)`` tuple to ``items`` (no lock, no wake-up); summary, config, name,
+file and finish changes go into the same deque, so they are stored in the order they were
+made. System rows have their own deque. The thread keeps its own copy of the summary: it
+applies each row and summary change to it in order, and each batch carries the copied values
+of the top-level keys it touched. Nothing is shared with the logging thread.
+
+A batch is never dropped. One that fails is retried, with exponential backoff up to a cap and
+jitter, for as long as the run lives; the batches behind it wait, in order. When the backlog
+holds more than ``memory_rows`` rows or ``memory_bytes`` bytes, new batches wait on disk, in
+the run's spool (``runbase.sdk.spool``). ``close`` waits at most ``drain_timeout`` seconds for
+the backlog to drain, then leaves what is left in the spool and says so.
+
+``flush`` appends a marker and waits until every batch made before it is stored.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import random
 import threading
 import time
-import warnings
 from collections import deque
-from operator import itemgetter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from runbase.backend.base import Backend, HistoryRow, RunPath
-from runbase.sdk.values import NESTED, NONFINITE, leaf_keys
+from runbase.backend.base import Backend, HistoryRow, RunChanges, RunPath, file_chunks
+from runbase.sdk.spool import (
+    Batch,
+    ConfigChange,
+    FileSave,
+    Finish,
+    History,
+    RunChange,
+    Spool,
+    unknown_batch,
+)
+from runbase.sdk.values import HAS_LIST, HAS_NONE, NESTED, NONFINITE, copy_document, leaf_keys
+from runbase.sdk.values import merge_leaves as _merge_leaves
 
-RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 0)
+log = logging.getLogger("runbase")
+
 MAX_BATCH = 20_000
-_keys_of = itemgetter(2)
+BACKOFF_START = 0.05
+BACKOFF_CAP = 5.0
+DRAIN_TIMEOUT = 30.0
+MEMORY_ROWS = 50_000
+MEMORY_BYTES = 32 << 20
+_MERGED = NESTED | HAS_NONE | HAS_LIST
 
 
 def encode_row(row: dict[str, Any], flags: int) -> str:
@@ -50,14 +79,54 @@ class KeyIndex:
         return keys
 
 
-class Writer:
-    """Stores one run's queued rows.
+@dataclass(frozen=True)
+class SummaryChange:
+    """Summary keys set by the user (a deep copy, owned by the writer from now on)."""
 
-    ``rows`` takes default-stream ``HistoryRow`` tuples, ``system`` takes ``(HistoryRow,
-    metrics)`` pairs, and ``summary_keys`` takes tuples of summary keys set or merged other
-    than by a row's own keys. ``summary`` is the run's live summary dict (owned by the logging
-    thread); each batch sends the current value of the keys it touched, so the stored summary
-    ends as the run shows it.
+    changes: dict[str, Any]
+
+
+class FlushMark:
+    """Put in the queue by ``flush``; set once every batch made before it is stored."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.before = -1  # the sequence number of the first batch made after it
+
+
+@dataclass(frozen=True)
+class Unstored:
+    """What the writer could not store by the time it stopped; all of it is in ``spool``."""
+
+    rows: int
+    system_rows: int
+    changes: int
+    spool: Path
+    error: str | None
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.system_rows or self.changes)
+
+    def message(self, path: RunPath) -> str:
+        return (
+            f"runbase: {self.rows} rows, {self.system_rows} system rows and {self.changes} other "
+            f"changes (config, name, files, the end state) of {path} could not be stored (last "
+            f"error: {self.error}); they wait in {self.spool} and are stored first when the run "
+            f"is resumed (runbase.init(entity={path.entity!r}, project={path.project!r}, "
+            f"id={path.run_id!r}, resume='allow')). The run is not marked finished."
+        )
+
+
+class Writer:
+    """Stores one run's queued rows and changes, in order, on its own thread.
+
+    ``items`` takes default-stream ``(HistoryRow, row, flags)`` tuples and ``SummaryChange``,
+    ``ConfigChange``, ``RunChange``, ``FileSave`` and ``Finish`` values; ``system`` takes
+    ``(HistoryRow, metrics)`` pairs. What is put there belongs to the writer. ``summary`` is
+    the stored summary the run starts from (copied).
+
+    The retry and memory limits are attributes, read as the thread goes: ``backoff_start``,
+    ``backoff_cap``, ``drain_timeout``, ``memory_rows``, ``memory_bytes``.
     """
 
     def __init__(
@@ -65,101 +134,320 @@ class Writer:
         backend: Backend,
         path: RunPath,
         summary: dict[str, Any],
+        spool: Spool,
         poll: float = 0.05,
         heartbeat: float = 5.0,
     ) -> None:
         self.backend = backend
         self.path = path
-        self.rows: deque[HistoryRow] = deque()
-        self.system: deque[tuple[HistoryRow, dict[str, Any]]] = deque()
-        self.summary_keys: deque[tuple[str, ...]] = deque()
-        self._summary = summary
-        self._poll = poll
-        self._heartbeat_every = heartbeat
+        self.spool = spool
+        self.items: deque[Any] = deque()
+        self.system: deque[tuple[Any, dict[str, Any]]] = deque()  # (HistoryRow, metrics)
+        self.poll = poll
+        self.heartbeat_every = heartbeat
+        self.backoff_start = BACKOFF_START
+        self.backoff_cap = BACKOFF_CAP
+        self.drain_timeout = DRAIN_TIMEOUT
+        self.memory_rows = MEMORY_ROWS
+        self.memory_bytes = MEMORY_BYTES
+        # owned by the writer thread from here on
+        self._summary = copy_document(summary)
+        self._memory: deque[tuple[int, Batch]] = deque()  # (sequence, batch), oldest first
+        self._memory_rows = 0
+        self._memory_bytes = 0
+        self._spooled: deque[int] = deque(seq for seq, _ in spool.entries())
+        self._spool_head: tuple[int, Batch] | None = None
+        self._next_seq = self._spooled[-1] + 1 if self._spooled else 0
+        self._waiting = {"default": 0, "system": 0, "changes": 0}
+        self._marks: list[FlushMark] = []
+        self._failures = 0
+        self._retry_at = 0.0
+        self.last_error: str | None = None
         self._last_write = time.monotonic()
-        self._wake = threading.Event()
-        self._drained = threading.Condition()
+        self._deadline: float | None = None
         self._stopping = False
-        self.error: BaseException | None = None
+        self._wake = threading.Event()
+        self._unstored: Unstored | None = None
         self._thread = threading.Thread(target=self._loop, name=f"runbase-writer-{path.run_id}")
         self._thread.daemon = True
         self._thread.start()
 
-    def _pending(self) -> bool:
-        return bool(self.rows or self.system or self.summary_keys)
-
-    def flush(self) -> None:
-        """Return once everything queued so far is stored."""
+    # the logging thread's side
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is stored; False if that took longer than
+        ``timeout`` (default ``drain_timeout``) seconds and the writer is still retrying."""
         if not self._thread.is_alive():
-            self._drain()
-            return
-        with self._drained:
-            self._wake.set()
-            self._drained.wait_for(lambda: not self._pending() or not self._thread.is_alive())
-
-    def close(self) -> None:
-        """Store what is queued and stop the thread."""
-        self._stopping = True
+            return self._unstored is None or not self._unstored
+        mark = FlushMark()
+        self.items.append(mark)
         self._wake.set()
-        self._thread.join()
-        self._drain()
+        return mark.done.wait(self.drain_timeout if timeout is None else timeout)
 
+    def close(self) -> Unstored:
+        """Store what is queued, waiting at most ``drain_timeout`` seconds, and stop; what is
+        left waits in the spool, and the result says how much."""
+        if self._thread.is_alive():
+            self._deadline = time.monotonic() + self.drain_timeout
+            self._stopping = True
+            self._wake.set()
+            self._thread.join()
+        assert self._unstored is not None
+        return self._unstored
+
+    # the writer thread
     def _loop(self) -> None:
-        while True:
-            self._wake.wait(self._poll)
-            self._wake.clear()
-            self._drain()
-            with self._drained:
-                self._drained.notify_all()
-            if self._stopping:
-                return
-            if time.monotonic() - self._last_write > self._heartbeat_every:
-                self._beat()
+        try:
+            while True:
+                self._wake.wait(self._pause())
+                self._wake.clear()
+                try:
+                    self._collect()
+                    self._store()
+                except Exception as exc:  # noqa: BLE001 - e.g. the spool unreadable: retry
+                    log.exception("runbase: the writer of %s failed", self.path)
+                    self._failed(exc)
+                if self._stopping and self._done_or_late():
+                    return
+                quiet = time.monotonic() - self._last_write > self.heartbeat_every
+                if quiet and not self._stopping and not self._failures:
+                    self._beat()
+        finally:
+            self._stop()
+
+    def _pause(self) -> float:
+        if not self._backlogged():
+            return self.poll
+        pause = min(self.poll, max(0.0, self._retry_at - time.monotonic()))
+        if self._deadline is not None:
+            pause = min(pause, max(0.0, self._deadline - time.monotonic()))
+        return pause
+
+    def _backlogged(self) -> bool:
+        return bool(self._memory or self._spooled)
+
+    def _done_or_late(self) -> bool:
+        if not self._backlogged() and not self.items and not self.system:
+            return True
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _stop(self) -> None:
+        """Leave what is not stored in the spool and record how much it is."""
+        try:
+            self._collect()
+            while self._memory:
+                seq, batch = self._memory[0]
+                self.spool.write(seq, batch)
+                self._memory.popleft()
+                self._spooled.append(seq)
+        except OSError as exc:
+            log.error("runbase: could not spool what %s has not stored: %s", self.path, exc)
+            self.last_error = f"{self.last_error}; spooling: {exc}"
+        self._spooled = deque(sorted(self._spooled))
+        self._unstored = Unstored(
+            self._waiting["default"],
+            self._waiting["system"],
+            self._waiting["changes"],
+            self.spool.dir,
+            self.last_error,
+        )
 
     def _beat(self) -> None:
         try:
             self.backend.heartbeat(self.path)
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop logging
-            warnings.warn(f"runbase: heartbeat failed: {exc}", RuntimeWarning, stacklevel=1)
+            log.debug("runbase: heartbeat of %s failed: %s", self.path, exc)
         self._last_write = time.monotonic()
 
-    def _drain(self) -> None:
-        while self._pending():
-            touched = {key for keys in _take(self.summary_keys) for key in keys}
-            rows = _take(self.rows, MAX_BATCH)
-            for keys in set(map(_keys_of, rows)):
-                touched.update(keys)
+    def _collect(self) -> None:
+        """Turn what the queues hold into batches, in order."""
+        system = _take(self.system)
+        for start in range(0, len(system), MAX_BATCH):
+            part = system[start : start + MAX_BATCH]
+            metrics: dict[str, Any] = {}
+            for _, values in part:
+                metrics.update(values)
+            self._add(History("system", [row for row, _ in part], metrics))
+        rows: list[HistoryRow] = []
+        touched: set[str] = set()
+        summary = self._summary
+        # Of consecutive flat rows of one shape (the common case), only the last one's values
+        # reach the summary: it is applied when the shape changes or something else comes.
+        shape: tuple[str, ...] | None = None
+        last: dict[str, Any] | None = None
+        for item in _take(self.items):
+            if type(item) is tuple:
+                hrow, row, flags = item
+                rows.append(hrow)
+                if flags & _MERGED:
+                    if last is not None:
+                        summary.update(last)
+                        last = shape = None
+                    touched.update(row)
+                    _merge_leaves(summary, row)
+                elif hrow[2] is shape:
+                    last = row
+                else:
+                    if last is not None:
+                        summary.update(last)
+                    shape = hrow[2]
+                    touched.update(row)
+                    last = row
+                if len(rows) >= MAX_BATCH:
+                    if last is not None:
+                        summary.update(last)
+                        last = shape = None
+                    self._add_history(rows, touched)
+                    rows, touched = [], set()
+                continue
+            if last is not None:
+                summary.update(last)
+                last = shape = None
+            if type(item) is SummaryChange:
+                summary.update(item.changes)
+                touched.update(item.changes)
+            else:
+                self._add_history(rows, touched)
+                rows, touched = [], set()
+                if type(item) is FlushMark:
+                    item.before = self._next_seq
+                    self._marks.append(item)
+                else:
+                    self._add(item)
+        if last is not None:
+            summary.update(last)
+        self._add_history(rows, touched)
+        self._release_marks()
+
+    def _add_history(self, rows: list[HistoryRow], touched: set[str]) -> None:
+        if rows or touched:
             summary = self._summary
-            latest = {key: summary[key] for key in touched if key in summary}
-            if rows or latest:
-                self._append("default", rows, latest)
-            system = _take(self.system, MAX_BATCH)
-            if system:
-                metrics: dict[str, Any] = {}
-                for _, values in system:
-                    metrics.update(values)
-                self._append("system", [row for row, _ in system], metrics)
-            self._last_write = time.monotonic()
+            latest = {key: copy_document(summary[key]) for key in touched if key in summary}
+            self._add(History("default", rows, latest))
 
-    def _append(self, stream: str, rows: list[HistoryRow], latest: dict[str, Any]) -> None:
-        """Store one batch; retried (rows carry their index, so a retry stores them once)."""
-        error: BaseException | None = None
-        for delay in RETRY_DELAYS:
+    def _add(self, batch: Batch) -> None:
+        """Queue a batch: in memory, or in the spool once the backlog is past the limits (and
+        for as long as the spool holds anything, so that the order stays)."""
+        seq = self._next_seq
+        self._next_seq += 1
+        rows = len(batch.rows) if isinstance(batch, History) else 0
+        size = sum(len(row[3]) for row in batch.rows) if isinstance(batch, History) else 0
+        self._count(batch, 1)
+        if (
+            self._spooled
+            or self._memory_rows + rows > self.memory_rows
+            or self._memory_bytes + size > self.memory_bytes
+        ):
             try:
-                self.backend.append_history(self.path, stream, rows, latest)
+                self.spool.write(seq, batch)
+                self._spooled.append(seq)
                 return
-            except Exception as exc:  # noqa: BLE001 - retried, then reported
-                error = exc
-            time.sleep(delay)
-        self.error = error
-        warnings.warn(
-            f"runbase: could not store {len(rows)} rows of {self.path}: {error}",
-            RuntimeWarning,
-            stacklevel=1,
-        )
+            except OSError as exc:  # a full disk: keep it in memory rather than lose it
+                log.warning("runbase: could not spool a batch of %s: %s", self.path, exc)
+        self._memory.append((seq, batch))
+        self._memory_rows += rows
+        self._memory_bytes += size
+
+    def _count(self, batch: Batch, sign: int) -> None:
+        if isinstance(batch, History):
+            self._waiting[batch.stream] += sign * len(batch.rows)
+        else:
+            self._waiting["changes"] += sign
+
+    def _head(self) -> tuple[int, Batch, bool]:
+        """The oldest batch not stored, and whether it is in the spool."""
+        if self._memory and (not self._spooled or self._memory[0][0] < self._spooled[0]):
+            seq, batch = self._memory[0]
+            return seq, batch, False
+        seq = self._spooled[0]
+        if self._spool_head is None or self._spool_head[0] != seq:
+            self._spool_head = (seq, self.spool.read(seq))
+        return seq, self._spool_head[1], True
+
+    def _store(self) -> None:
+        """Store batches, oldest first, until one fails or none is left."""
+        while self._backlogged() and time.monotonic() >= self._retry_at:
+            seq, batch, spooled = self._head()
+            try:
+                send(self.backend, self.path, batch)
+            except Exception as exc:  # noqa: BLE001 - retried until stored
+                self._failed(exc)
+                return
+            if spooled:
+                self._spooled.popleft()
+                self._spool_head = None
+                self.spool.remove(seq)
+            else:
+                self._memory.popleft()
+                if isinstance(batch, History):
+                    self._memory_rows -= len(batch.rows)
+                    self._memory_bytes -= sum(len(row[3]) for row in batch.rows)
+            self._count(batch, -1)
+            if self._failures:
+                log.info("runbase: storing %s again after %d failures", self.path, self._failures)
+            self._failures = 0
+            self._last_write = time.monotonic()
+            self._release_marks()
+            self._collect()
+
+    def _failed(self, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not self._failures:
+            log.warning("runbase: could not store %s (%s); retrying", self.path, self.last_error)
+        self._failures += 1
+        delay = min(self.backoff_cap, self.backoff_start * 2 ** min(self._failures - 1, 30))
+        self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+
+    def _release_marks(self) -> None:
+        if not self._marks:
+            return
+        oldest = self._oldest_waiting()
+        for mark in [mark for mark in self._marks if mark.before <= oldest]:
+            mark.done.set()
+            self._marks.remove(mark)
+
+    def _oldest_waiting(self) -> int:
+        heads = [self._spooled[0]] if self._spooled else []
+        if self._memory:
+            heads.append(self._memory[0][0])
+        return min(heads, default=self._next_seq)
 
 
-def _take(queue: deque, most: int | None = None) -> list:
+def send(backend: Backend, path: RunPath, batch: Batch) -> None:
+    """Store one batch (a retried batch is stored once: rows carry their index)."""
+    match batch:
+        case History():
+            backend.append_history(path, batch.stream, batch.rows, batch.latest)
+        case ConfigChange():
+            backend.update_config(path, batch.changes)
+        case RunChange():
+            backend.update_run(path, RunChanges(display_name=batch.display_name))
+        case FileSave():
+            try:
+                file = open(batch.source, "rb")  # noqa: SIM115 - closed below, after the call
+            except OSError as exc:  # gone or unreadable: nothing left to store
+                log.warning("runbase: cannot save %s of %s: %s", batch.name, path, exc)
+                return
+            with file:
+                backend.put_file(path, batch.name, file_chunks(file))
+        case Finish():
+            backend.finish_run(path, batch.state, batch.exit_code)
+        case _:
+            unknown_batch(batch)
+
+
+def replay(backend: Backend, spool: Spool, resuming: bool = True) -> int:
+    """Store what waits in ``spool``, in order; returns the number of batches stored. When
+    ``resuming``, a recorded finish is skipped (the run goes on). Stops at the first error."""
+    stored = 0
+    for seq, kind in spool.entries():
+        if not (resuming and kind == "finish"):
+            send(backend, spool.path, spool.read(seq))
+            stored += 1
+        spool.remove(seq)
+    return stored
+
+
+def _take(queue: deque[Any], most: int | None = None) -> list[Any]:
     """Pop what is in ``queue`` now (at most ``most``), oldest first; safe against appends."""
     count = len(queue) if most is None else min(len(queue), most)
     popleft = queue.popleft

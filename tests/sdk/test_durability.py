@@ -13,6 +13,7 @@ import pytest
 
 from runbase.backend.base import RunPath
 from runbase.store.engine import sqlite_module
+from tests.sdk.stored import stored_rows, stored_texts
 
 pytestmark = pytest.mark.slow
 
@@ -86,16 +87,14 @@ def test_rows_logged_a_second_before_sigkill_survive(data_dir, backend):
         stdout=subprocess.PIPE,
         text=True,
     ) as proc:
+        assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(2.5)
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     path = RunPath("tester", "p", "killed")
-    rows = backend.scan_history(path, "default", None, -1, 10_000_000)
-    import orjson
-
-    values = [orjson.loads(text) for _, text in rows]
+    values = stored_rows(backend, path)
     assert [v["i"] for v in values] == list(range(len(values)))  # no gaps, nothing twice
     assert values[-1]["t"] >= killed_at - 1.0
     if backend.store.dialect == "sqlite":
@@ -127,5 +126,4 @@ def test_four_processes_log_into_one_store_at_once(data_dir, backend):
         assert record.history_line_count == 3000 and record.last_step == 2999
         assert record.summary["i"] == 2999 and record.summary["checkpoint"] == 2500
         assert record.state == "finished"
-        rows = backend.scan_history(record.path, "default", None, -1, 10_000)
-        assert len(rows) == 3000
+        assert len(stored_texts(backend, record.path)) == 3000

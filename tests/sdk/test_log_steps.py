@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
 import runbase
+from tests.sdk.stored import stored_rows
 
 
 def rows(backend, run, stream="default"):
-    found = backend.scan_history(run._path, stream, None, -1, 10_000)
-    return [orjson.loads(text) if "NaN" not in text else __import__("json").loads(text)
-            for _, text in found]  # fmt: skip
+    return stored_rows(backend, run._path, stream)
 
 
 def steps_and(backend, run, key):
@@ -95,7 +93,7 @@ def test_rows_carry_runtime_and_timestamp(backend):
 
 def test_non_integer_step_is_refused(backend):
     with runbase.init(project="p") as run, pytest.raises(TypeError, match="step"):
-        run.log({"a": 1}, step="3")
+        run.log({"a": 1}, step="3")  # type: ignore[arg-type]
 
 
 def test_module_level_calls_use_the_current_run(backend):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 
 import runbase
+from tests.sdk import stored
 
 
 def stored_rows(backend, run):
-    return [
-        json.loads(text) for _, text in backend.scan_history(run._path, "default", None, -1, 1000)
-    ]
+    return stored.stored_rows(backend, run._path)
 
 
 def test_nan_and_infinities_round_trip_exactly(backend):
@@ -107,6 +105,6 @@ def test_bad_values_raise_type_error_naming_the_key_and_lose_nothing(backend, ba
 def test_non_dict_and_non_string_keys_are_refused(backend):
     with runbase.init(project="p") as run:
         with pytest.raises(TypeError, match="dict"):
-            run.log([1, 2])
+            run.log([1, 2])  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="keys must be strings"):
-            run.log({1: 2})
+            run.log({1: 2})  # type: ignore[dict-item]

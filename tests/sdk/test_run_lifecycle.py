@@ -10,6 +10,7 @@ import pytest
 import runbase
 from runbase.backend.base import RunPath
 from runbase.errors import Conflict, NotFound
+from tests.sdk.stored import file_bytes, stored_texts
 
 
 def test_init_defaults(backend, monkeypatch):
@@ -33,7 +34,7 @@ def test_init_arguments_are_stored(backend, tmp_path):
         assert run.dir == str(tmp_path / "d")
     record = backend.get_run(RunPath("team", "p", "abc123"))
     assert (record.display_name, record.tags, record.notes, record.group, record.job_type) == (
-        "my run", ["a", "b"], "n", "g", "train",
+        "my run", ("a", "b"), "n", "g", "train",
     )  # fmt: skip
     assert record.config == {"lr": 1} and record.state == "finished"
     assert record.metadata["python"] and "host" in record.metadata
@@ -73,7 +74,7 @@ def test_resume_continues_at_the_next_step_keeping_config_and_summary(backend):
     record = backend.get_run(run._path)
     assert record.config == {"lr": 0.1, "extra": 1}
     assert record.last_step == 2 and record.history_line_count == 3
-    steps = [text for _, text in backend.scan_history(run._path, "default", None, -1, 100)]
+    steps = stored_texts(backend, run._path)
     assert [s.count('"loss"') for s in steps] == [1, 1, 1]
 
 
@@ -120,9 +121,7 @@ def test_a_silent_run_is_shown_crashed_after_the_heartbeat_timeout(data_dir, mon
     run = runbase.init(project="p", id="hb")
     time.sleep(1.0)
     assert backend.get_run(run._path).state == "running"  # heartbeats keep it alive
-    run._writer._stopping = True  # the process "dies": no more heartbeats
-    run._writer._wake.set()
-    run._writer._thread.join()
+    run._writer.heartbeat_every = float("inf")  # the process "hangs": no more heartbeats
     time.sleep(0.8)
     assert backend.get_run(run._path).state == "crashed"
     run.finish()  # the run's own ending still stores its state
@@ -149,6 +148,7 @@ def test_save_stores_files_with_metadata(backend, tmp_path, monkeypatch):
         run.save("late.txt", policy="end")
         (tmp_path / "once.txt").write_text("first")
         run.save("once.txt", policy="now")
+        run.flush()  # the writer reads a saved file when it stores it
         (tmp_path / "once.txt").write_text("changed later")  # now: not stored again
         with pytest.raises(ValueError, match="policy"):
             run.save("late.txt", policy="sometimes")
@@ -158,10 +158,10 @@ def test_save_stores_files_with_metadata(backend, tmp_path, monkeypatch):
     assert set(by_name) == {
         "ckpt/model.bin", "notes.txt", "late.txt", "once.txt", "in-run-dir.txt",
     }  # fmt: skip
-    assert backend.read_file(run._path, "once.txt") == b"first"
+    assert file_bytes(backend, run._path, "once.txt") == b"first"
     assert by_name["notes.txt"].size == len("hello again")
     assert by_name["notes.txt"].mimetype == "text/plain"
-    assert backend.read_file(run._path, "ckpt/model.bin") == b"\x00\x01weights"
+    assert file_bytes(backend, run._path, "ckpt/model.bin") == b"\x00\x01weights"
     import hashlib
 
     assert by_name["late.txt"].md5 == hashlib.md5(b"end").hexdigest()
@@ -184,7 +184,7 @@ def test_system_metrics_stream(data_dir, monkeypatch):
     backend = open_backend(Settings.load())
     with runbase.init(project="p") as run:
         time.sleep(0.4)
-    rows = backend.scan_history(run._path, "system", None, -1, 100)
+    rows = stored_texts(backend, run._path, "system")
     assert len(rows) >= 2
     record = backend.get_run(run._path)
     assert record.system_metrics["system.memory_percent"] > 0

@@ -2,7 +2,7 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -50,7 +50,7 @@ def test_describes_the_process(tmp_path, monkeypatch):
     assert isinstance(metadata["cpu_count_logical"], int)
     assert metadata["memory"]["total"] > 0
     started = datetime.fromisoformat(metadata["startedAt"].replace("Z", "+00:00"))
-    assert started.utcoffset().total_seconds() == 0
+    assert started.utcoffset() == timedelta(0)
 
 
 def test_outside_a_repository_there_is_no_git_key(tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ def test_a_vanished_process_leaves_out_only_its_own_metrics():
 
 
 def test_sampler_emits_samples_from_its_thread():
-    samples = []
+    samples: list[dict[str, float]] = []
     sampler = SystemSampler(samples.append, interval=0.05)
     sampler.start()
     try:
@@ -95,7 +95,7 @@ def test_sampler_emits_samples_from_its_thread():
 
 
 def test_stop_is_prompt_and_takes_no_final_sample():
-    samples = []
+    samples: list[dict[str, float]] = []
     sampler = SystemSampler(samples.append, interval=60)
     sampler.start()
     started = time.monotonic()
@@ -108,7 +108,7 @@ def test_stop_is_prompt_and_takes_no_final_sample():
 
 @pytest.mark.parametrize("interval", [0, -1])
 def test_interval_zero_or_less_disables_sampling(interval):
-    samples = []
+    samples: list[dict[str, float]] = []
     sampler = SystemSampler(samples.append, interval=interval)
     sampler.start()
 
@@ -121,7 +121,7 @@ def test_a_failing_probe_is_skipped_and_the_rest_still_sampled():
     def broken():
         raise psutil.AccessDenied(os.getpid())
 
-    samples = []
+    samples: list[dict[str, float]] = []
     sampler = SystemSampler(
         samples.append, interval=0.05, probes=[broken, lambda: {"custom.value": 1.0}]
     )
@@ -136,7 +136,7 @@ def test_a_failing_probe_is_skipped_and_the_rest_still_sampled():
 
 
 def test_a_failing_emit_does_not_end_the_thread():
-    samples = []
+    samples: list[dict[str, float]] = []
 
     def emit(sample):
         samples.append(sample)
@@ -154,7 +154,7 @@ def test_a_failing_emit_does_not_end_the_thread():
 def test_a_missing_process_ends_the_sampler_quietly():
     child = psutil.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    samples = []
+    samples: list[dict[str, float]] = []
     sampler = SystemSampler(samples.append, interval=0.05, pid=child.pid)
     sampler.start()
 
