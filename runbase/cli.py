@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import runbase
+from runbase.api import Run as ApiRun
 from runbase.errors import RunbaseError
 
 GRID_COLUMNS = ("learning_rate", "batch_size", "optimizer")
@@ -56,7 +57,7 @@ def demo(
             progress.update(task, description=label)
             with runbase.init(project=project, config=config, job_type="demo") as run:
 
-                def log(metrics: dict, run=run) -> None:
+                def log(metrics: dict[str, float], run: runbase.Run = run) -> None:
                     run.log(metrics)
                     progress.advance(task)
 
@@ -66,9 +67,10 @@ def demo(
     table = Table(title=f"Best runs of {len(api.runs(project))} in {project!r}")
     for column in ("run", "name", *GRID_COLUMNS, "final_val_acc"):
         table.add_column(column, justify="right" if column != "name" else "left")
-    for run in best:
-        values = [str(run.config.get(key)) for key in GRID_COLUMNS]
-        table.add_row(run.id, run.name, *values, f"{run.summary['final_val_acc']:.4f}")
+    for best_run in best:
+        values = [str(best_run.config.get(key)) for key in GRID_COLUMNS]
+        accuracy = f"{best_run.summary['final_val_acc']:.4f}"
+        table.add_row(best_run.id, best_run.name, *values, accuracy)
     console.print(table)
 
 
@@ -90,7 +92,7 @@ def list_runs(
         raise typer.Exit(1) from None
 
 
-def _runs_table(title: str, runs: list) -> Table:
+def _runs_table(title: str, runs: list[ApiRun]) -> Table:
     rows = []
     for run in runs:
         summary = {k: v for k, v in run.summary.items() if not k.startswith("_")}
@@ -111,14 +113,14 @@ def _runs_table(title: str, runs: list) -> Table:
     return table
 
 
-def _when(created_at: str) -> str:
+def _when(created_at: str | None) -> str:
     try:
-        return dt.datetime.fromisoformat(created_at).strftime("%Y-%m-%d %H:%M:%S")
-    except (TypeError, ValueError):
+        return dt.datetime.fromisoformat(created_at or "").strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
         return str(created_at)
 
 
-def _short(values: dict) -> str:
+def _short(values: dict[str, Any]) -> str:
     parts = []
     for key, value in values.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def make_dataset(n: int = 4000, features: int = 20, seed: int = 0) -> Dataset:
     return Dataset(x[:cut], y[:cut], x[cut:], y[cut:])
 
 
-def grid() -> list[dict]:
+def grid() -> list[dict[str, Any]]:
     return [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
 
 
@@ -71,7 +72,11 @@ class Optimizer:
 
 
 def train(
-    config: dict, data: Dataset, epochs: int, log: Callable[[dict], None], seed: int = 0
+    config: dict[str, Any],
+    data: Dataset,
+    epochs: int,
+    log: Callable[[dict[str, float]], None],
+    seed: int = 0,
 ) -> float:
     """Train one model, calling ``log`` every step; returns the final validation accuracy."""
     rng = np.random.default_rng(seed)

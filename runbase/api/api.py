@@ -8,16 +8,16 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from runbase.api.client import DEFAULT_BASE_URL, PASSED_THROUGH, Client
-from runbase.api.paginator import check_per_page
+from runbase import checks
+from runbase.api.client import Client
 from runbase.api.projects import Project, Projects
 from runbase.api.runs import Run, Runs, check_filters, check_order
 from runbase.api.sweeps import Sweep
 from runbase.backend.base import Backend, RunPath
-from runbase.errors import CommError
-from runbase.settings import Settings
+from runbase.errors import CommError, RunbaseError
+from runbase.names import DEFAULT_PROJECT
+from runbase.settings import DEFAULT_APP_URL, Settings
 
-DEFAULT_PROJECT = "uncategorized"
 SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
 
 
@@ -46,7 +46,7 @@ class Api:
             "entity": settings.entity,
             "project": settings.project,
             "run": overrides.get("run"),
-            "base_url": settings.base_url or DEFAULT_BASE_URL,
+            "base_url": settings.base_url or DEFAULT_APP_URL,
         }
         self.client = Client(backend or _open_backend(settings), self.settings["base_url"])
 
@@ -66,7 +66,7 @@ class Api:
     def projects(self, entity: str | None = None, per_page: int | None = None) -> Projects:
         """The projects of ``entity`` (default: the default entity)."""
         entity = entity or self.default_entity
-        per_page = check_per_page(50 if per_page is None else per_page)
+        per_page = checks.positive_int(50 if per_page is None else per_page, "per_page")
         key = ("projects", entity, per_page)
         return self.client.cached(key, lambda: Projects(self.client, entity, per_page))
 
@@ -74,7 +74,8 @@ class Api:
         """One project; a ValueError when it does not exist."""
         entity = entity or self.default_entity
         record = self.client.cached(
-            ("project", (entity, name)), lambda: self.client.call("get_project", entity, name)
+            ("project", (entity, name)),
+            lambda: self.client.call(self.client.backend.get_project, entity, name),
         )
         return Project(entity, name, record, client=self.client)
 
@@ -89,7 +90,7 @@ class Api:
         in ``order`` (``+``/``-`` prefix)."""
         filters = check_filters(filters)
         order = check_order(order)
-        per_page = check_per_page(50 if per_page is None else per_page)
+        per_page = checks.positive_int(50 if per_page is None else per_page, "per_page")
         entity, project = self._project_path(path)
         key = ("runs", (entity, project), _canonical(filters), order, per_page)
         return self.client.cached(
@@ -164,7 +165,7 @@ def _open_backend(settings: Settings) -> Backend:
 
     try:
         return open_backend(settings)
-    except PASSED_THROUGH:
+    except RunbaseError:
         raise
     except Exception as exc:
         raise CommError(f"cannot open the backend: {exc}", exc=exc) from exc

@@ -4,47 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from runbase.backend.base import Backend, RunPath
-from runbase.errors import CommError, Conflict, InvalidInput, NotFound, ReadOnly
+from runbase.errors import CommError, RunbaseError
+from runbase.settings import DEFAULT_APP_URL
 
 T = TypeVar("T")
-
-DEFAULT_BASE_URL = "http://127.0.0.1:8080"
-
-# Caller mistakes and answers about stored state travel as they are; anything else a backend
-# raises is a failure to reach or read it.
-PASSED_THROUGH = (CommError, NotFound, InvalidInput, ReadOnly, Conflict)
+P = ParamSpec("P")
 
 
 class Client:
-    """Calls the backend, turns its failures into ``CommError`` and caches what it fetched.
+    """Calls the backend and caches what it fetched. A ``RunbaseError`` from the backend
+    reaches the caller unchanged; anything else becomes a ``CommError``.
 
     Cache keys are tuples ``(operation, scope, ...)``; the scope is a ``RunPath``, a frozenset
     of them, or another hashable naming what the answer is about.
     """
 
-    def __init__(self, backend: Backend, base_url: str = DEFAULT_BASE_URL) -> None:
+    def __init__(self, backend: Backend, base_url: str = DEFAULT_APP_URL) -> None:
         self.backend = backend
         self.base_url = base_url.rstrip("/")
-        self._cache: dict[tuple, Any] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
         self._default_entity: str | None = None
 
-    def call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
-        """``backend.<operation>(*args, **kwargs)``, its failures raised as ``CommError``."""
+    def call(self, operation: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``operation(*args, **kwargs)``, a method of the backend; what it raises other than
+        a ``RunbaseError`` is raised as ``CommError``."""
         try:
-            return getattr(self.backend, operation)(*args, **kwargs)
-        except PASSED_THROUGH:
+            return operation(*args, **kwargs)
+        except RunbaseError:
             raise
         except Exception as exc:
-            raise CommError(f"{operation} failed: {exc}", exc=exc) from exc
+            name = getattr(operation, "__name__", "backend call")
+            raise CommError(f"{name} failed: {exc}", exc=exc) from exc
 
-    def cached(self, key: tuple, fetch: Callable[[], T]) -> T:
+    def cached(self, key: tuple[Any, ...], fetch: Callable[[], T]) -> T:
         """The answer stored under ``key``, fetched once until ``flush()``."""
         try:
-            return self._cache[key]
+            cached: T = self._cache[key]
+            return cached
         except KeyError:
             value = self._cache[key] = fetch()
             return value
@@ -61,7 +61,7 @@ class Client:
 
     def default_entity(self) -> str:
         if self._default_entity is None:
-            self._default_entity = self.call("default_entity")
+            self._default_entity = self.call(self.backend.default_entity)
         return self._default_entity
 
     def url(self, *parts: str) -> str:

@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 from runbase.api.client import Client, iso_time
 from runbase.api.paginator import Paginator
 from runbase.backend.base import FileRecord, Page
+from runbase.errors import CommError, RunbaseError
 
 if TYPE_CHECKING:
     from runbase.api.runs import Run
@@ -32,13 +33,15 @@ class Files(Paginator["File"]):
         self.names = list(names or [])
 
     def _fetch(self, cursor: str | None) -> Page[FileRecord]:
-        return self.client.call("list_files", self.run._path, self.names, self.per_page, cursor)
+        return self.client.call(
+            self.client.backend.list_files, self.run._path, self.names, self.per_page, cursor
+        )
 
     def _convert(self, item: FileRecord) -> File:
         return File(self.client, item, run=self.run)
 
     def _count(self) -> int:
-        return self.client.call("count_files", self.run._path, self.names)
+        return self.client.call(self.client.backend.count_files, self.run._path, self.names)
 
     def __repr__(self) -> str:
         return f"<Files {self.run.path} ({len(self)})>"
@@ -57,11 +60,11 @@ class File:
 
     @property
     def name(self) -> str:
-        return self._attrs["name"]
+        return str(self._attrs["name"])
 
     @property
     def size(self) -> int:
-        return self._attrs.get("size", 0)
+        return int(self._attrs.get("size", 0))
 
     @property
     def mimetype(self) -> str | None:
@@ -100,10 +103,19 @@ class File:
                 f"{target} already exists: pass replace=True to overwrite it "
                 "or exist_ok=True to keep it"
             )
-        data = self.client.call("read_file", self._owner()._path, self.name)
+        chunks = self.client.call(self.client.backend.read_file, self._owner()._path, self.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(data)
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+        except RunbaseError:
+            tmp.unlink(missing_ok=True)
+            raise
+        except Exception as exc:
+            tmp.unlink(missing_ok=True)
+            raise CommError(f"download of {self.name!r} failed: {exc}", exc=exc) from exc
         os.replace(tmp, target)
         return open(target)
 
@@ -111,7 +123,7 @@ class File:
         """Delete the file from the run."""
         run = self._owner()
         run._check_writable()
-        self.client.call("delete_file", run._path, self.name)
+        self.client.call(self.client.backend.delete_file, run._path, self.name)
         self.client.forget(run._path)
 
     def __repr__(self) -> str:

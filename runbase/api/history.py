@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orjson import JSONDecodeError, loads
 
+from runbase import checks
 from runbase.api.client import Client
-from runbase.api.paginator import check_per_page
-from runbase.backend.base import STREAMS, RunPath
-from runbase.rows import decode_row
+from runbase.backend.base import HistoryQuery, RunPath
+from runbase.documents import decode_row
+from runbase.errors import InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,30 +20,16 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 
 
-def check_keys(keys: Any) -> list[str] | None:
-    if keys is None:
-        return None
-    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
-        raise ValueError(f"keys must be a list of strings, not {keys!r}")
-    return list(keys)
-
-
-def check_stream(stream: Any) -> str:
-    if stream not in STREAMS:
-        raise ValueError(f"stream must be one of {list(STREAMS)}, not {stream!r}")
-    return stream
-
-
-def wanted_keys(keys: list[str] | None, x_axis: str) -> list[str] | None:
+def wanted_keys(keys: tuple[str, ...] | None, x_axis: Any) -> list[str] | None:
     """The keys a keyed read asks for: ``x_axis`` first, each key once."""
     if not keys:
         return None
     if not isinstance(x_axis, str):
-        raise ValueError(f"x_axis must be a string, not {x_axis!r}")
+        raise InvalidInput(f"x_axis must be a string, not {x_axis!r}")
     return list(dict.fromkeys([x_axis, *keys]))
 
 
-def select(row: Row, keys: list[str] | None) -> Row:
+def select(row: Row, keys: list[str] | tuple[str, ...] | None) -> Row:
     """Just ``keys`` of the row; a dotted key also reaches into nested values (``a.b``)."""
     if keys is None:
         return row
@@ -67,9 +55,9 @@ def _nested(row: Row, parts: list[str]) -> tuple[bool, Any]:
 
 def check_sampling(samples: Any, keys: Any, x_axis: Any, stream: Any) -> list[str] | None:
     """Validate a sampled read; returns the keys to ask for (None: whole rows)."""
-    check_per_page(samples, "samples")
-    check_stream(stream)
-    return wanted_keys(check_keys(keys), x_axis)
+    checks.positive_int(samples, "samples")
+    checks.stream(stream)
+    return wanted_keys(checks.keys(keys), x_axis)
 
 
 def sample(
@@ -77,7 +65,9 @@ def sample(
 ) -> list[Row]:
     """At most ``samples`` rows evenly spread over the run, first and last included."""
     key = ("history", path, stream, samples, tuple(wanted or ()))
-    texts = client.cached(key, lambda: client.call("sample_history", path, stream, samples, wanted))
+    texts = client.cached(
+        key, lambda: client.call(client.backend.sample_history, path, stream, samples, wanted)
+    )
     return [select(decode_row(text), wanted) for text in texts]
 
 
@@ -87,16 +77,22 @@ def sample_many(
     """``sample`` for many runs in one backend call."""
     key = ("histories", frozenset(paths), stream, samples, tuple(wanted or ()))
     found = client.cached(
-        key, lambda: client.call("sample_histories", paths, stream, samples, wanted)
+        key, lambda: client.call(client.backend.sample_histories, paths, stream, samples, wanted)
     )
-    return {path: [select(decode_row(t), wanted) for t in found.get(path, [])] for path in paths}
+    return {
+        path: [select(decode_row(text), wanted) for text in texts]
+        for path, texts in zip(paths, found, strict=True)
+    }
 
 
 def to_frame(rows: list[Row], sort_columns: bool = False) -> pd.DataFrame:
+    """The rows as a DataFrame (columns sorted with ``sort_columns``)."""
     import pandas as pd
 
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
-    return frame[sorted(frame.columns)] if sort_columns else frame
+    frame: pd.DataFrame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    if sort_columns:
+        frame = frame.reindex(columns=sorted(frame.columns))
+    return frame
 
 
 class HistoryScan:
@@ -117,11 +113,11 @@ class HistoryScan:
     ) -> None:
         self.client = client
         self.path = path
-        self.keys = check_keys(keys)
-        self.page_size = check_per_page(page_size, "page_size")
-        self.min_step = _check_step(min_step, "min_step")
-        self.max_step = _check_step(max_step, "max_step")
-        self.stream = check_stream(stream)
+        self.keys = checks.keys(keys) or None
+        self.page_size = checks.positive_int(page_size, "page_size")
+        self.min_step = checks.optional_int(min_step, "min_step")
+        self.max_step = checks.optional_int(max_step, "max_step")
+        self.stream = checks.stream(stream)
         self._rows: Iterator[Row] | None = None
 
     def __iter__(self) -> Iterator[Row]:
@@ -133,31 +129,20 @@ class HistoryScan:
         return next(self._rows)
 
     def _scan(self) -> Iterator[Row]:
-        # max_step is exclusive, as in W&B; the backend's bound is inclusive.
-        last = None if self.max_step is None else self.max_step - 1
-        if last is not None and self.min_step is not None and last < self.min_step:
-            return
-        after = -1
+        query = HistoryQuery(
+            self.path, self.stream, self.keys, self.min_step, self.max_step, self.page_size
+        )
         while True:
-            page = self.client.call(
-                "scan_history", self.path, self.stream, self.keys or None, after,
-                self.page_size, self.min_step, last,
-            )  # fmt: skip
+            page = self.client.call(self.client.backend.scan_history, query)
             if self.keys:
-                for _, text in page:
+                for text in page.items:
                     yield select(decode_row(text), self.keys)
             else:
-                for _, text in page:
+                for text in page.items:
                     try:
                         yield loads(text)
                     except JSONDecodeError:
                         yield decode_row(text)
-            if len(page) < self.page_size:
+            if page.next_cursor is None:
                 return
-            after = page[-1][0]
-
-
-def _check_step(value: Any, name: str) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise ValueError(f"{name} must be an integer or None, not {value!r}")
-    return value
+            query = replace(query, cursor=page.next_cursor)

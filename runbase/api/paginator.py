@@ -6,22 +6,17 @@ import abc
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar, overload
 
+from runbase import checks
 from runbase.backend.base import Page
 
 T = TypeVar("T")
-
-
-def check_per_page(value: Any, name: str = "per_page") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
 
 
 class Paginator(abc.ABC, Generic[T]):
     """Iterable and indexable; each page is fetched once, when first needed."""
 
     def __init__(self, per_page: int) -> None:
-        self.per_page = check_per_page(per_page)
+        self.per_page = checks.positive_int(per_page, "per_page")
         self.objects: list[T] = []
         self._cursor: str | None = None
         self._more = True

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runbase.api.client import DEFAULT_BASE_URL, Client, iso_time
+from runbase.api.client import Client, iso_time
 from runbase.api.paginator import Paginator
 from runbase.backend.base import Page, ProjectRecord
+from runbase.settings import DEFAULT_APP_URL
 
 
 class Projects(Paginator["Project"]):
@@ -19,7 +20,9 @@ class Projects(Paginator["Project"]):
         self.entity = entity
 
     def _fetch(self, cursor: str | None) -> Page[ProjectRecord]:
-        return self.client.call("list_projects", self.entity, self.per_page, cursor)
+        return self.client.call(
+            self.client.backend.list_projects, self.entity, self.per_page, cursor
+        )
 
     def _convert(self, item: ProjectRecord) -> Project:
         return Project(self.entity, item.name, item, client=self.client)
@@ -59,7 +62,7 @@ class Project:
     def url(self) -> str:
         if self.client is not None:
             return self.client.url(self.entity, self.name)
-        return f"{DEFAULT_BASE_URL}/{self.path}"
+        return f"{DEFAULT_APP_URL}/{self.path}"
 
     @property
     def created_at(self) -> str | None:
@@ -67,7 +70,7 @@ class Project:
 
     @property
     def run_count(self) -> int:
-        return self._attrs.get("run_count", 0)
+        return int(self._attrs.get("run_count", 0))
 
     def __repr__(self) -> str:
         return f"<Project {self.path}>"

@@ -13,9 +13,19 @@ from runbase.api.client import Client, iso_time
 from runbase.api.files import File, Files
 from runbase.api.paginator import Paginator
 from runbase.api.summary import Summary
-from runbase.backend.base import NewRun, Page, RunIdentity, RunPath, RunQuery, RunRecord
+from runbase.backend.base import (
+    NewRun,
+    Page,
+    RunChanges,
+    RunIdentity,
+    RunPath,
+    RunQuery,
+    RunRecord,
+    file_chunks,
+)
 from runbase.errors import InvalidFilter, NotFound, ReadOnly
-from runbase.names import new_run_id
+from runbase.fields import parse_order
+from runbase.names import DEFAULT_PROJECT, new_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +41,7 @@ HISTORY_FORMATS = ("default", "pandas")
 
 
 def check_filters(filters: Any) -> dict[str, Any]:
+    """``filters`` as a dict ({} for None); the backend checks what it says."""
     if filters is None:
         return {}
     if not isinstance(filters, Mapping):
@@ -39,14 +50,11 @@ def check_filters(filters: Any) -> dict[str, Any]:
 
 
 def check_order(order: Any) -> str:
+    """``order`` if it is ``[+|-]KEY`` naming a field runs can be sorted by."""
     if order is None:
         return DEFAULT_ORDER
-    key = order[1:] if isinstance(order, str) and order[:1] in "+-" else order
-    if not isinstance(key, str) or not key or key != key.strip() or key[0] in "+-.":
-        raise InvalidFilter(f"order must be [+|-]KEY, e.g. '-created_at', not {order!r}")
-    if key.endswith(".") or ".." in key:
-        raise InvalidFilter(f"order must be [+|-]KEY, e.g. '-created_at', not {order!r}")
-    return order
+    parse_order(order)
+    return str(order)
 
 
 class User(str):
@@ -86,7 +94,7 @@ class Runs(Paginator["Run"]):
 
     def _fetch(self, cursor: str | None) -> Page[RunRecord]:
         query = RunQuery(self.entity, self.project, self.filters, self.order, self.per_page, cursor)
-        page = self.client.call("query_runs", query)
+        page = self.client.call(self.client.backend.query_runs, query)
         if cursor is None and not page.items:
             self._check_project()
         return page
@@ -95,13 +103,15 @@ class Runs(Paginator["Run"]):
         return Run(self.client, self.entity, self.project, item.run_id, attrs=item)
 
     def _count(self) -> int:
-        count = self.client.call("count_runs", self.entity, self.project, self.filters)
+        count = self.client.call(
+            self.client.backend.count_runs, self.entity, self.project, self.filters
+        )
         if not count:
             self._check_project()
         return count
 
     def _check_project(self) -> None:
-        self.client.call("get_project", self.entity, self.project)
+        self.client.call(self.client.backend.get_project, self.entity, self.project)
 
     def _batches(self) -> Iterator[list[Run]]:
         batch: list[Run] = []
@@ -172,19 +182,22 @@ class Run(RunIdentity):
     ) -> Run:
         """Create a run in the project (the Api's default, else ``uncategorized``)."""
         run_id = run_id or new_run_id()
-        project = project or api.settings.get("project") or "uncategorized"
+        project = project or api.settings.get("project") or DEFAULT_PROJECT
         entity = entity or api.default_entity
-        record = api.client.call("create_run", RunPath(entity, project, run_id), NewRun())
+        record = api.client.call(
+            api.client.backend.create_run, RunPath(entity, project, run_id), NewRun()
+        )
         return cls(api.client, entity, project, run_id, attrs=record)
 
     def load(self, force: bool = False) -> dict[str, Any]:
         """Fetch the run's attributes (again, with ``force``)."""
         if force or not self._attrs:
-            self._set_attrs(self.client.call("get_run", self._path))
+            self._set_attrs(self.client.call(self.client.backend.get_run, self._path))
         return self._attrs
 
     def _set_attrs(self, attrs: RunRecord | Mapping[str, Any]) -> None:
         values = dict(attrs) if isinstance(attrs, Mapping) else dict(vars(attrs))
+        values["tags"] = list(values.get("tags") or [])
         self._attrs = values
         config = values.get("config") or {}
         user_config = {k: v for k, v in config.items() if k not in INTERNAL_CONFIG_KEYS}
@@ -285,7 +298,7 @@ class Run(RunIdentity):
     # read-only attributes
     @property
     def state(self) -> str:
-        return self._attrs.get("state", "not found")
+        return str(self._attrs.get("state", "not found"))
 
     @property
     def created_at(self) -> str | None:
@@ -334,7 +347,7 @@ class Run(RunIdentity):
         """W&B's shape: ``{"keys": {key: {"typeCounts": [...]}}, "lastStep": step}``."""
         found = self.client.cached(
             ("history_keys", self._path, "default"),
-            lambda: self.client.call("history_keys", self._path, "default"),
+            lambda: self.client.call(self.client.backend.history_keys, self._path, "default"),
         )
         keys = {
             key: {"typeCounts": [{"type": "number", "count": count}]}
@@ -349,24 +362,27 @@ class Run(RunIdentity):
 
     def _merge_summary(self, changes: dict[str, Any]) -> None:
         self._check_writable()
-        self.client.call("update_summary", self._path, changes)
+        self.client.call(self.client.backend.update_summary, self._path, changes)
 
     def _replace_summary(self, values: dict[str, Any]) -> None:
         self._check_writable()
-        self.client.call("update_run", self._path, summary=values)
+        self.client.call(self.client.backend.update_run, self._path, RunChanges(summary=values))
 
     def update(self) -> None:
         """Store changes to name, tags, notes, group, job_type, config and summary."""
         self._check_writable()
-        changes = {k: copy.deepcopy(self._attrs.get(k)) for k in EDITABLE}
-        changes = {k: v for k, v in changes.items() if v != self._stored.get(k)}
+        edited = {k: copy.deepcopy(self._attrs.get(k)) for k in EDITABLE}
+        changes: dict[str, Any] = {k: v for k, v in edited.items() if v != self._stored.get(k)}
         if self._config != self._stored["config"]:
             internal = {k: v for k, v in self.rawconfig.items() if k in INTERNAL_CONFIG_KEYS}
             changes["config"] = {**internal, **copy.deepcopy(self._config)}
         if self.summary.dirty:
             changes["summary"] = copy.deepcopy(self.summary._json_dict)
+        if "tags" in changes:
+            changes["tags"] = tuple(changes["tags"])
         if changes:
-            self._set_attrs(self.client.call("update_run", self._path, **changes))
+            update_run = self.client.backend.update_run
+            self._set_attrs(self.client.call(update_run, self._path, RunChanges(**changes)))
             self.client.forget(self._path)
 
     # files
@@ -380,7 +396,7 @@ class Run(RunIdentity):
         """One file of the run, by name."""
         found = self.client.cached(
             ("file", self._path, name),
-            lambda: self.client.call("list_files", self._path, [name], 1, None),
+            lambda: self.client.call(self.client.backend.list_files, self._path, [name], 1, None),
         )
         if not found.items:
             raise NotFound(f"file {name!r} not found in run {self.path}")
@@ -391,7 +407,10 @@ class Run(RunIdentity):
         self._check_writable()
         local = Path(path)
         name = os.path.relpath(local.resolve(), Path(root).resolve()).replace(os.sep, "/")
-        record = self.client.call("put_file", self._path, name, local.read_bytes())
+        with open(local, "rb") as stream:
+            record = self.client.call(
+                self.client.backend.put_file, self._path, name, file_chunks(stream)
+            )
         self.client.forget(self._path)
         return File(self.client, record, run=self)
 

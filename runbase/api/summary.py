@@ -54,7 +54,7 @@ class Summary(MutableMapping[str, Any]):
         del self._json_dict[key]
         self._stored = copy.deepcopy(self._json_dict)
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Merge top-level keys and store them; with no arguments, store pending edits."""
         changes = dict(other, **kwargs)
         if not changes:

@@ -28,7 +28,7 @@ class Sweep:
         self.project = project
         self.id = sweep_id
         if not attrs:
-            attrs = client.call("get_sweep", entity, project, sweep_id)
+            attrs = client.call(client.backend.get_sweep, entity, project, sweep_id)
         self._attrs: dict[str, Any] = dict(attrs) if isinstance(attrs, Mapping) else vars(attrs)
         self._runs: Runs | None = None
 

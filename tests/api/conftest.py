@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from typing import Any
@@ -64,7 +65,7 @@ class Maker:
 
     def read_only(self, api: Api, path: RunPath) -> Run:
         """The run as a user who may not change it sees it."""
-        attrs = {**vars(self.backend.get_run(path)), "read_only": True}
+        attrs = dataclasses.replace(self.backend.get_run(path), read_only=True)
         return Run(api.client, *path, attrs=attrs)
 
 

@@ -17,9 +17,9 @@ PROJECT = "proj"
 @pytest.fixture
 def run(api, make, backend):
     path = make.create("r1")
-    backend.put_file(path, "config.yaml", b"lr: 0.1\n")
-    backend.put_file(path, "media/plot.png", b"\x89PNG....")
-    backend.put_file(path, "output.log", b"line 1\nline 2\n")
+    backend.put_file(path, "config.yaml", [b"lr: 0.1\n"])
+    backend.put_file(path, "media/plot.png", [b"\x89PNG...."])
+    backend.put_file(path, "output.log", [b"line 1\nline 2\n"])
     return api.run("r1")
 
 
@@ -42,7 +42,7 @@ def test_file_attributes(run):
     assert (f.name, f.size) == ("config.yaml", 8)
     assert f.md5 == hashlib.md5(b"lr: 0.1\n").hexdigest()
     assert run.file("media/plot.png").mimetype == "image/png"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", f.updated_at)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", f.updated_at or "")
     assert f.url == f"http://127.0.0.1:8080/{ENTITY}/{PROJECT}/runs/r1/files/config.yaml"
     assert "config.yaml" in repr(f)
 
@@ -86,7 +86,7 @@ def test_delete(run, backend):
 
 def test_read_only_run_keeps_its_files(api, make, backend):
     path = make.create("ro")
-    backend.put_file(path, "a.txt", b"a")
+    backend.put_file(path, "a.txt", [b"a"])
     ro = make.read_only(api, path)
     with pytest.raises(ReadOnly):
         ro.file("a.txt").delete()

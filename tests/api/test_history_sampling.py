@@ -9,7 +9,7 @@ import pytest
 
 import runbase
 from runbase.api import HistoryScan
-from runbase.rows import decode_row
+from runbase.documents import decode_row
 
 
 def steps(rows) -> list[int]:

@@ -147,7 +147,7 @@ def test_update_persists_editable_fields(api, make, backend):
     run.update()
     stored = backend.get_run(RunPath(ENTITY, PROJECT, "r1"))
     assert stored.display_name == "renamed"
-    assert stored.tags == ["new"]
+    assert stored.tags == ("new",)
     assert (stored.notes, stored.group, stored.job_type) == ("n", "g2", "eval")
     assert stored.config == {"lr": 0.2, "extra": [1, 2], "_wandb": {"keep": True}}
     assert stored.summary == {"direct": 3}
@@ -269,7 +269,7 @@ class BrokenBackend:
 
 def test_backend_failures_raise_comm_error_with_the_cause(backend, make):
     make.create("r1")
-    api = Api({"project": PROJECT}, backend=BrokenBackend(backend))
+    api = Api({"project": PROJECT}, backend=BrokenBackend(backend))  # type: ignore[arg-type]
     with pytest.raises(CommError, match="disk unplugged") as info:
         api.run("r1")
     assert isinstance(info.value.exc, OSError)
