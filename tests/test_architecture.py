@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_mock_engine
@@ -21,7 +24,7 @@ ALLOWED = {
     "server": {"backend"},
     "cli": {"sdk", "api", "backend", "server", "demo"},
 }
-SHARED = {"errors", "settings", "names", "rows"}
+SHARED = {"errors", "settings", "names", "documents", "checks", "fields"}
 
 
 def runbase_imports(path: Path) -> set[str]:
@@ -62,11 +65,26 @@ def test_public_surface_is_pinned():
 
 
 def test_schema_compiles_for_postgresql():
-    statements = []
-    engine = create_mock_engine(
+    statements: list[str] = []
+    engine: Any = create_mock_engine(
         "postgresql+psycopg://",
         lambda sql, *a, **k: statements.append(str(sql.compile(dialect=engine.dialect))),
     )
     schema.metadata.create_all(engine, checkfirst=False)
     ddl = "\n".join(statements)
     assert "CREATE TABLE runs" in ddl and "JSONB" in ddl and "CREATE TABLE history" in ddl
+
+
+@pytest.mark.parametrize("module", ["errors", "settings", "names", "documents", "checks", "fields"])
+def test_shared_modules_import_no_layer(module):
+    assert runbase_imports(PACKAGE / f"{module}.py") <= SHARED
+
+
+def test_import_runbase_loads_no_database_code():
+    code = (
+        "import sys, runbase; runbase.Api; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg')"
+        " or m.startswith('runbase.store')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -18,7 +18,9 @@ def test_every_setting_is_in_the_readme(name):
     assert f"`{ENV_PREFIX}{name.upper()}`" in README
 
 
-COMMANDS = [command.name or command.callback.__name__ for command in app.registered_commands]
+COMMANDS = [
+    command.name or getattr(command.callback, "__name__", "") for command in app.registered_commands
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
