@@ -40,6 +40,7 @@ class Settings:
     system_interval: float = 10.0
     heartbeat_interval: float = 5.0
     heartbeat_timeout: float = 60.0
+    finish_timeout: float = 30.0
     sweep_id: str | None = None
 
     @property

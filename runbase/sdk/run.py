@@ -86,6 +86,7 @@ class Run(RunIdentity):
             summary=record.summary,
             spool=Spool(settings.data_dir, self._path),
             heartbeat=settings.heartbeat_interval,
+            drain_timeout=settings.finish_timeout,
         )
         self._sampler = SystemSampler(self._log_system, interval=settings.system_interval)
         self._sampler.start()

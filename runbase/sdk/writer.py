@@ -137,6 +137,7 @@ class Writer:
         spool: Spool,
         poll: float = 0.05,
         heartbeat: float = 5.0,
+        drain_timeout: float = DRAIN_TIMEOUT,
     ) -> None:
         self.backend = backend
         self.path = path
@@ -147,7 +148,7 @@ class Writer:
         self.heartbeat_every = heartbeat
         self.backoff_start = BACKOFF_START
         self.backoff_cap = BACKOFF_CAP
-        self.drain_timeout = DRAIN_TIMEOUT
+        self.drain_timeout = drain_timeout
         self.memory_rows = MEMORY_ROWS
         self.memory_bytes = MEMORY_BYTES
         # owned by the writer thread from here on
