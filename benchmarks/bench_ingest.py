@@ -1,4 +1,5 @@
-"""Ingest: log() latency, 100,000 steps x 10 metrics, 1,000 short runs; runbase vs peers.
+"""Ingest: import time, log() latency, 100,000 steps x 10 metrics, 1,000 short runs; runbase vs
+peers.
 
 Run with the benchmark environment (``benchmarks/setup_peers.sh``):
 
@@ -10,6 +11,9 @@ wandb runs offline, trackio locally, MLflow into SQLite; none samples system met
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
+import sys
 import time
 
 import _common as c
@@ -19,6 +23,7 @@ GOAL_STEPS_S = 1.5
 GOAL_RSS_MB = 150.0
 GOAL_RUNS_S = 10.0
 GOAL_VS = {"wandb": 10.0, "trackio": 5.0}
+IMPORT_REPEAT = 7
 
 
 # ---------------------------------------------------------------- workers (one per process)
@@ -94,6 +99,32 @@ def measure(script: str, worker: str, trackers: list[str], **kwargs) -> dict[str
         print(f"  {worker}: {tracker} ...", flush=True)
         results[tracker] = c.in_subprocess(script, worker, tracker=tracker, **kwargs)
     return results
+
+
+def import_seconds(module: str) -> float:
+    """Median wall time of ``import module`` in a fresh interpreter (the interpreter's own
+    start-up excluded)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    times = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout)
+        for _ in range(IMPORT_REPEAT)
+    ]  # fmt: skip
+    return statistics.median(times)
+
+
+def report_import(trackers: list[str]) -> None:
+    results = {tracker: import_seconds(tracker) for tracker in [*trackers, "mlflow"]}
+    ours = results.get("runbase")
+    rows = [
+        [tracker, f"{seconds * 1000:.0f}", ratio_vs(tracker, ours, seconds)]
+        for tracker, seconds in results.items()
+    ]
+    c.print_table(
+        f"import time, median of {IMPORT_REPEAT} fresh interpreters",
+        ["tracker", "ms", "speed-up"],
+        rows,
+    )
 
 
 def report_latency(results: dict[str, dict], calls: int) -> None:
@@ -197,6 +228,7 @@ def main() -> None:
     print(c.versions())
 
     script = __file__
+    report_import(trackers)
     report_latency(measure(script, "latency", trackers, calls=calls), calls)
 
     results = measure(script, "steps", trackers, steps=n_steps)

@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import _common as c
 import orjson
@@ -99,10 +100,13 @@ def build_runbase_runs(data_dir: str, n: int) -> dict:
     store = Store.open(settings.database_url, settings.data_dir)
     start = time.perf_counter()
     now = time.time()
-    with store.write() as conn:
-        project_id = ensure_project(conn, settings.default_entity, PROJECT)
+
+    def fill(conn: Any) -> None:
+        project_id = ensure_project(store.dialect, conn, settings.default_entity, PROJECT)
         for chunk in chunks(n, 10_000):
             conn.execute(runs.insert(), [_runbase_row(project_id, i, now) for i in chunk])
+
+    store.write_fn(fill)
     store.close()
     return {"seconds": time.perf_counter() - start}
 
