@@ -33,7 +33,7 @@ from runbase import checks
 from runbase.errors import InvalidInput
 from runbase.store.dialect import Dialect, Prepared, fetch_all
 from runbase.store.runs import merge_document_pk
-from runbase.store.schema import STREAMS, history, key_sets, runs
+from runbase.store.schema import STREAMS, history, key_hash, key_sets, runs
 
 HISTORY_COLUMNS = ("idx", "step", "key_set", "row")
 _keys_of = itemgetter(2)
@@ -85,19 +85,23 @@ def _key_set_ids(
     conn: Connection, dialect: Dialect, pk: int, stream: int, key_tuples: set[tuple[str, ...]]
 ) -> dict[tuple[str, ...], int]:
     texts = {keys: orjson.dumps(keys).decode() for keys in key_tuples}
+    hashes = {keys: key_hash(text) for keys, text in texts.items()}
     conn.execute(
         dialect.insert_ignore(key_sets),
-        [{"run_pk": pk, "stream": stream, "key_list": text} for text in texts.values()],
+        [
+            {"run_pk": pk, "stream": stream, "key_list": texts[keys], "key_hash": hashes[keys]}
+            for keys in key_tuples
+        ],
     )
     found = conn.execute(
-        select(key_sets.c.key_list, key_sets.c.id).where(
+        select(key_sets.c.key_hash, key_sets.c.id).where(
             key_sets.c.run_pk == pk,
             key_sets.c.stream == stream,
-            key_sets.c.key_list.in_(texts.values()),
+            key_sets.c.key_hash.in_(hashes.values()),
         )
     )
-    by_text = {text: id_ for text, id_ in found}
-    return {keys: by_text[text] for keys, text in texts.items()}
+    by_hash = {hash_: id_ for hash_, id_ in found}
+    return {keys: by_hash[hash_] for keys, hash_ in hashes.items()}
 
 
 def _count_key_sets(

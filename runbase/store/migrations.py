@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Index, func, inspect, select, update
+from sqlalchemy import Connection, Index, func, inspect, select, text, update
 
 from runbase.store import schema
 
@@ -39,10 +39,31 @@ def _derive_crashed_at_read_time(conn: Connection) -> None:
     conn.execute(update(runs).where(reaped).values(state="running"))
 
 
+def _key_sets_unique_by_hash(conn: Connection) -> None:
+    """Key sets are unique by the hash of their key list rather than by the list itself,
+    which PostgreSQL's btree cannot index once it is long (rows of thousands of keys)."""
+    found = inspect(conn)
+    if "key_hash" in {column["name"] for column in found.get_columns("key_sets")}:
+        return  # step 1 made the table as it is now
+    key_sets = schema.key_sets
+    conn.execute(text("ALTER TABLE key_sets ADD COLUMN key_hash VARCHAR(40) NOT NULL DEFAULT ''"))
+    for id_, key_list in conn.execute(select(key_sets.c.id, key_sets.c.key_list)).all():
+        stmt = update(key_sets).where(key_sets.c.id == id_)
+        conn.execute(stmt.values(key_hash=schema.key_hash(key_list)))
+    conn.execute(
+        text("CREATE UNIQUE INDEX uq_key_sets_hash ON key_sets (run_pk, stream, key_hash)")
+    )
+    for unique in found.get_unique_constraints("key_sets"):
+        # SQLite cannot drop a constraint (nor needs to: it has no size limit)
+        if unique["column_names"] == ["run_pk", "stream", "key_list"] and unique["name"]:
+            conn.execute(text(f'ALTER TABLE key_sets DROP CONSTRAINT "{unique["name"]}"'))
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _create_first_schema,
     _index_history_by_step,
     _derive_crashed_at_read_time,
+    _key_sets_unique_by_hash,
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Column, ColumnElement, Connection, Select, and_, func, select, update
 
-from runbase.errors import Conflict, InvalidFilter, InvalidInput, NotFound
+from runbase.errors import Conflict, InvalidFilter, NotFound
 from runbase.fields import parse_order
 from runbase.names import display_name
 from runbase.store import order as run_order
@@ -53,10 +53,6 @@ RUN_COLUMNS: list[ColumnElement[Any]] = [
 RUNS_FROM = runs.join(projects, runs.c.project_id == projects.c.id).join(
     entities, projects.c.entity_id == entities.c.id
 )
-UPDATABLE = {
-    "display_name", "tags", "notes", "group", "job_type", "config", "summary", "state",
-    "exit_code", "system_metrics", "run_metadata", "sweep",
-}  # fmt: skip
 
 
 def _where_path(entity: str, project: str, run_id: str) -> ColumnElement[bool]:
@@ -160,10 +156,8 @@ def get_run(store: Store, entity: str, project: str, run_id: str, stale_before: 
 def update_run(
     store: Store, entity: str, project: str, run_id: str, changes: Record, stale_before: float
 ) -> Record:
-    """Set run columns (``run_metadata``, not ``metadata``); returns the run as stored after."""
-    unknown = set(changes) - UPDATABLE
-    if unknown:
-        raise InvalidInput(f"cannot update run fields {sorted(unknown)}")
+    """Set run columns (``run_metadata``, not ``metadata``: the backend's ``RunChanges`` says
+    which may change); returns the run as stored after."""
 
     def write(conn: Connection) -> Record:
         pk = run_pk(conn, entity, project, run_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -20,6 +22,12 @@ from sqlalchemy import (
 from runbase.store.columns import JSONDoc
 
 metadata = MetaData()
+
+
+def key_hash(key_list: str) -> str:
+    """The ``key_hash`` of a key set: sha1 of its ``key_list`` text."""
+    return hashlib.sha1(key_list.encode()).hexdigest()
+
 
 # Stream numbers of history rows.
 STREAMS = {"default": 0, "system": 1}
@@ -86,8 +94,10 @@ key_sets = Table(
     Column("run_pk", Integer, ForeignKey("runs.storage_id", ondelete="CASCADE"), nullable=False),
     Column("stream", SmallInteger, nullable=False),
     Column("key_list", Text, nullable=False),
+    # sha1 of key_list: a key list can outgrow what a PostgreSQL btree entry may hold
+    Column("key_hash", String(40), nullable=False, server_default=""),
     Column("row_count", BigInteger, nullable=False, server_default="0"),
-    UniqueConstraint("run_pk", "stream", "key_list"),
+    UniqueConstraint("run_pk", "stream", "key_hash", name="uq_key_sets_hash"),
 )
 
 history = Table(

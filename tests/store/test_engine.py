@@ -58,7 +58,7 @@ def test_close_ends_the_writer_thread(data_dir, database_url):
 
 def test_migrations_reach_the_last_step_with_the_step_index(store):
     with store.read() as conn:
-        assert current_version(conn) == len(STEPS) == 3
+        assert current_version(conn) == len(STEPS) == 4
         indexes = {ix["name"] for ix in inspect(conn).get_indexes("history")}
     assert "ix_history_step" in indexes
     assert store.dialect in (SQLITE, POSTGRES)
