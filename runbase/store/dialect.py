@@ -51,7 +51,8 @@ class Dialect(abc.ABC):
     json: JSONOps[Any]
     tag_infinity: bool
     single_writer: bool
-    """Whether writes go through one writer thread per process (SQLite's one write lock)."""
+    """Whether the writes of a process take turns on one connection (SQLite's one write
+    lock)."""
 
     @abc.abstractmethod
     def create_engine(self, url: str) -> Engine:
@@ -62,12 +63,18 @@ class Dialect(abc.ABC):
         return documents.encode(value, self.tag_infinity)
 
     @abc.abstractmethod
+    def insert(self, table: Table) -> sqlite_dialect.Insert | postgresql.Insert:
+        """The database's INSERT, which knows ON CONFLICT."""
+
     def insert_ignore(self, table: Table) -> Insert:
         """An INSERT that skips rows whose primary or unique key already exists."""
+        return self.insert(table).on_conflict_do_nothing()
 
-    @abc.abstractmethod
     def upsert(self, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Insert:
         """An INSERT of one row that updates the row holding the same ``keys`` instead."""
+        stmt = self.insert(table).values(values)
+        changed = {k: stmt.excluded[k] for k in values if k not in keys}
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=changed)
 
     @abc.abstractmethod
     def insert_many(
@@ -154,13 +161,8 @@ class SqliteDialect(Dialect):
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
 
-    def insert_ignore(self, table: Table) -> Insert:
-        return sqlite_dialect.insert(table).on_conflict_do_nothing()
-
-    def upsert(self, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Insert:
-        stmt = sqlite_dialect.insert(table).values(values)
-        changed = {k: stmt.excluded[k] for k in values if k not in keys}
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_=changed)
+    def insert(self, table: Table) -> sqlite_dialect.Insert:
+        return sqlite_dialect.insert(table)
 
     def insert_many(
         self, conn: Connection, table: Table, columns: tuple[str, ...], rows: list[Row],
@@ -251,13 +253,8 @@ class PostgresDialect(Dialect):
     def create_engine(self, url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
 
-    def insert_ignore(self, table: Table) -> Insert:
-        return postgresql.insert(table).on_conflict_do_nothing()
-
-    def upsert(self, table: Table, keys: Sequence[str], values: dict[str, Any]) -> Insert:
-        stmt = postgresql.insert(table).values(values)
-        changed = {k: stmt.excluded[k] for k in values if k not in keys}
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_=changed)
+    def insert(self, table: Table) -> postgresql.Insert:
+        return postgresql.insert(table)
 
     def insert_many(
         self, conn: Connection, table: Table, columns: tuple[str, ...], rows: list[Row],
