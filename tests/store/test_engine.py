@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 
+from runbase.errors import CommError
 from runbase.store import Store, schema
 from runbase.store.dialect import POSTGRES, SQLITE
 from runbase.store.migrations import STEPS, current_version
@@ -33,27 +35,41 @@ def test_write_fn_returns_results_and_raises_errors_in_the_caller(store):
         assert conn.execute(select(schema.entities.c.name)).scalars().all() == []
 
 
-def test_sqlite_writes_run_on_one_thread(store):
+def test_sqlite_writes_of_many_threads_take_turns_on_one_connection(store):
     if store.dialect is not SQLITE:
-        pytest.skip("PostgreSQL writes in the caller's thread")
-    threads: set[str] = set()
+        pytest.skip("PostgreSQL writes on pooled connections")
+    connections: set[int] = set()
+    inside = []
 
     def record(conn):
-        threads.add(threading.current_thread().name)
+        inside.append(1)
+        assert len(inside) == 1, "two writes at once"
+        connections.add(id(conn.connection.dbapi_connection))
+        time.sleep(0.002)
+        inside.pop()
 
     callers = [threading.Thread(target=store.write_fn, args=(record,)) for _ in range(8)]
     for caller in callers:
         caller.start()
     for caller in callers:
         caller.join()
-    assert threads == {"runbase-sqlite-writer"}
+    assert len(connections) == 1
 
 
-def test_close_ends_the_writer_thread(data_dir, database_url):
+def test_a_write_inside_a_write_is_refused(store):
+    if store.dialect is not SQLITE:
+        pytest.skip("PostgreSQL writes on pooled connections")
+    with pytest.raises(RuntimeError, match="inside a write"):
+        store.write_fn(lambda conn: store.write_fn(lambda inner: None))
+
+
+def test_a_closed_sqlite_store_refuses_writes(data_dir, database_url):
     store = Store.open(database_url, data_dir)
-    writer = store._writer
     store.close()
-    assert writer is None or not writer._thread.is_alive()
+    if store.dialect is not SQLITE:
+        pytest.skip("a PostgreSQL engine reconnects")
+    with pytest.raises(CommError, match="closed"):
+        store.write_fn(lambda conn: None)
 
 
 def test_migrations_reach_the_last_step_with_the_step_index(store):
