@@ -32,7 +32,6 @@ from runbase.sdk.metadata import collect_metadata
 from runbase.sdk.spool import ConfigChange, FileSave, Finish, RunChange, Spool
 from runbase.sdk.system import SystemSampler
 from runbase.sdk.values import (
-    HAS_LIST,
     HAS_NONE,
     NESTED,
     clean_document,
@@ -45,7 +44,6 @@ from runbase.settings import Settings
 
 SAVE_POLICIES = ("live", "now", "end")
 ABORTED_EXIT_CODE = 255
-_MERGED = NESTED | HAS_NONE | HAS_LIST
 
 
 class UnstoredWarning(RuntimeWarning):
@@ -177,10 +175,10 @@ class Run(RunIdentity):
         row["_timestamp"] = now
         flags = self._pending_flags
         idx = self._next_index
-        # the row goes to the writer, which owns it from here on; the summary takes copies
+        # the writer gets the row's text: it keeps its summary from that, sharing nothing
         hrow = (idx, step, self._keys(row, flags), encode_row(row, flags))
-        self._writer.items.append((hrow, row, flags))
-        if flags & _MERGED:
+        self._writer.items.append((hrow, flags))
+        if flags & (NESTED | HAS_NONE):
             merge_leaves(self.summary._items, row)
         else:
             self.summary._items.update(row)

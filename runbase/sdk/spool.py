@@ -21,7 +21,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+import orjson
+from typing_extensions import assert_never
 
 from runbase import documents
 from runbase.backend.base import HistoryRow, RunPath
@@ -74,11 +77,6 @@ KINDS: dict[type[Any], str] = {
 }
 
 
-def unknown_batch(batch: NoReturn) -> NoReturn:
-    """Type-checked exhaustiveness (``typing.assert_never`` needs Python 3.11)."""
-    raise TypeError(f"not a batch: {batch!r}")
-
-
 def spool_dir(data_dir: Path, path: RunPath) -> Path:
     """Where the spool of the run ``path`` lives."""
     return Path(data_dir) / "spool" / path.entity / path.project / path.run_id
@@ -92,10 +90,10 @@ def to_record(path: RunPath, batch: Batch) -> dict[str, Any]:
             record.update(
                 stream=batch.stream,
                 rows=[[idx, step, list(keys), text] for idx, step, keys, text in batch.rows],
-                latest=batch.latest,
+                latest=documents.tag(batch.latest),
             )
         case ConfigChange():
-            record["changes"] = batch.changes
+            record["changes"] = documents.tag(batch.changes)
         case RunChange():
             record["display_name"] = batch.display_name
         case FileSave():
@@ -103,7 +101,7 @@ def to_record(path: RunPath, batch: Batch) -> dict[str, Any]:
         case Finish():
             record.update(state=batch.state, exit_code=batch.exit_code)
         case _:
-            unknown_batch(batch)
+            assert_never(batch)
     return record
 
 
@@ -171,7 +169,7 @@ class Spool:
         self.dir.mkdir(parents=True, exist_ok=True)
         final = self._file(seq, KINDS[type(batch)])
         temporary = final.with_suffix(".tmp")
-        data = documents.encode(to_record(self.path, batch)).encode()
+        data = orjson.dumps(to_record(self.path, batch))  # documents in it are tagged
         with open(temporary, "wb") as file:
             file.write(data)
             file.flush()

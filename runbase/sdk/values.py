@@ -14,7 +14,7 @@ from typing import Any
 
 SCALARS = (int, float, bool, str, type(None))
 NUMBERS = (int, float, bool)
-NONFINITE, NESTED, HAS_NONE, HAS_LIST = 1, 2, 4, 8
+NONFINITE, NESTED, HAS_NONE = 1, 2, 4
 _PLAIN_NUMBERS = frozenset((int, float))
 _STR = frozenset((str,))
 
@@ -22,7 +22,7 @@ _STR = frozenset((str,))
 def clean_row(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The row, a new dict (nested dicts and lists new too), with every value in plain form,
     and flags: ``NONFINITE`` when it holds a NaN or infinity, ``NESTED`` when it holds a dict,
-    ``HAS_NONE`` when it holds a None, ``HAS_LIST`` when it holds a list."""
+    ``HAS_NONE`` when it holds a None."""
     if not isinstance(data, dict):
         raise TypeError(f"log() takes a dict, not {type(data).__name__}")
     if _PLAIN_NUMBERS.issuperset(map(type, data.values())) and _STR.issuperset(map(type, data)):
@@ -54,8 +54,6 @@ def _clean_dict(prefix: str, data: dict[str, Any]) -> tuple[dict[str, Any], int]
                 continue
         else:
             value = clean_value(prefix + key, value)
-            if type(value) is list:
-                flags |= HAS_LIST
             if _has_nonfinite(value):
                 flags |= NONFINITE
         row[key] = value
@@ -74,17 +72,13 @@ def leaf_keys(row: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def merge_leaves(target: dict[str, Any], row: dict[str, Any]) -> None:
-    """Merge a logged row into a summary by leaf path; None leaves are not written. ``target``
-    shares no dict or list with ``row`` after."""
+    """Merge a logged row into a summary by leaf path; None leaves are not written."""
     for key, value in row.items():
-        kind = type(value)
-        if kind is dict:
+        if type(value) is dict:
             inner = target.get(key)
             if type(inner) is not dict:
                 inner = target[key] = {}
             merge_leaves(inner, value)
-        elif kind is list:
-            target[key] = list(value)
         elif value is not None:
             target[key] = value
 

@@ -1,11 +1,12 @@
 """The background writer: one thread per run that stores, in order, everything the run records.
 
 The logging thread hands over values it no longer touches. ``run.log`` appends a
-``(HistoryRow, row, flags)`` tuple to ``items`` (no lock, no wake-up); summary, config, name,
+``(HistoryRow, flags)`` tuple to ``items`` (no lock, no wake-up); summary, config, name,
 file and finish changes go into the same deque, so they are stored in the order they were
 made. System rows have their own deque. The thread keeps its own copy of the summary: it
-applies each row and summary change to it in order, and each batch carries the copied values
-of the top-level keys it touched. Nothing is shared with the logging thread.
+applies each row (decoded from its text) and summary change to it in order, and each batch
+carries copies of the values of the top-level keys it touched. Nothing is shared with the
+logging thread.
 
 A batch is never dropped. One that fails is retried, with exponential backoff up to a cap and
 jitter, for as long as the run lives; the batches behind it wait, in order. When the backlog
@@ -24,13 +25,17 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
+from typing_extensions import assert_never
 
 from runbase.backend.base import Backend, HistoryRow, RunChanges, RunPath, file_chunks
+from runbase.documents import decode_row
 from runbase.sdk.spool import (
     Batch,
     ConfigChange,
@@ -39,20 +44,18 @@ from runbase.sdk.spool import (
     History,
     RunChange,
     Spool,
-    unknown_batch,
 )
-from runbase.sdk.values import HAS_LIST, HAS_NONE, NESTED, NONFINITE, copy_document, leaf_keys
-from runbase.sdk.values import merge_leaves as _merge_leaves
+from runbase.sdk.values import HAS_NONE, NESTED, NONFINITE, copy_document, leaf_keys, merge_leaves
 
 log = logging.getLogger("runbase")
 
+_text_of = itemgetter(3)
 MAX_BATCH = 20_000
 BACKOFF_START = 0.05
 BACKOFF_CAP = 5.0
 DRAIN_TIMEOUT = 30.0
-MEMORY_ROWS = 50_000
-MEMORY_BYTES = 32 << 20
-_MERGED = NESTED | HAS_NONE | HAS_LIST
+MEMORY_ROWS = 200_000
+MEMORY_BYTES = 64 << 20
 
 
 def encode_row(row: dict[str, Any], flags: int) -> str:
@@ -117,10 +120,39 @@ class Unstored:
         )
 
 
+class _LastOfShape:
+    """The last row of each shape (its leaf keys) among rows seen, in the order of their last
+    appearance. Applied in that order they leave a summary as all the rows would: each key
+    gets the value of the last row that holds it (a row with a None is applied on its own)."""
+
+    def __init__(self) -> None:
+        # by the identity of the key tuple: rows of one shape share it (KeyIndex), and those
+        # that do not are only applied more often
+        self._rows: dict[int, HistoryRow] = {}
+        self._last: HistoryRow | None = None
+
+    def add(self, hrow: HistoryRow) -> None:
+        last = self._last
+        if last is not None and last[2] is not hrow[2]:
+            shape = id(last[2])
+            self._rows.pop(shape, None)
+            self._rows[shape] = last
+        self._last = hrow
+
+    def take(self) -> list[HistoryRow]:
+        rows = [row for shape, row in self._rows.items() if self._last is None
+                or shape != id(self._last[2])]  # fmt: skip
+        if self._last is not None:
+            rows.append(self._last)
+        self._rows.clear()
+        self._last = None
+        return rows
+
+
 class Writer:
     """Stores one run's queued rows and changes, in order, on its own thread.
 
-    ``items`` takes default-stream ``(HistoryRow, row, flags)`` tuples and ``SummaryChange``,
+    ``items`` takes default-stream ``(HistoryRow, flags)`` tuples and ``SummaryChange``,
     ``ConfigChange``, ``RunChange``, ``FileSave`` and ``Finish`` values; ``system`` takes
     ``(HistoryRow, metrics)`` pairs. What is put there belongs to the writer. ``summary`` is
     the stored summary the run starts from (copied).
@@ -153,7 +185,8 @@ class Writer:
         self.memory_bytes = MEMORY_BYTES
         # owned by the writer thread from here on
         self._summary = copy_document(summary)
-        self._memory: deque[tuple[int, Batch]] = deque()  # (sequence, batch), oldest first
+        # (sequence, batch, rows, bytes of row text), oldest first
+        self._memory: deque[tuple[int, Batch, int, int]] = deque()
         self._memory_rows = 0
         self._memory_bytes = 0
         self._spooled: deque[int] = deque(seq for seq, _ in spool.entries())
@@ -236,7 +269,7 @@ class Writer:
         try:
             self._collect()
             while self._memory:
-                seq, batch = self._memory[0]
+                seq, batch, _, _ = self._memory[0]
                 self.spool.write(seq, batch)
                 self._memory.popleft()
                 self._spooled.append(seq)
@@ -270,41 +303,25 @@ class Writer:
             self._add(History("system", [row for row, _ in part], metrics))
         rows: list[HistoryRow] = []
         touched: set[str] = set()
-        summary = self._summary
-        # Of consecutive flat rows of one shape (the common case), only the last one's values
-        # reach the summary: it is applied when the shape changes or something else comes.
-        shape: tuple[str, ...] | None = None
-        last: dict[str, Any] | None = None
+        shapes = _LastOfShape()
+        add_row = shapes.add
         for item in _take(self.items):
             if type(item) is tuple:
-                hrow, row, flags = item
+                hrow, flags = item
                 rows.append(hrow)
-                if flags & _MERGED:
-                    if last is not None:
-                        summary.update(last)
-                        last = shape = None
-                    touched.update(row)
-                    _merge_leaves(summary, row)
-                elif hrow[2] is shape:
-                    last = row
+                if flags & HAS_NONE:  # a None leaves the older value: every row counts
+                    self._update_summary(shapes.take(), touched)
+                    self._update_summary([hrow], touched)
                 else:
-                    if last is not None:
-                        summary.update(last)
-                    shape = hrow[2]
-                    touched.update(row)
-                    last = row
+                    add_row(hrow)
                 if len(rows) >= MAX_BATCH:
-                    if last is not None:
-                        summary.update(last)
-                        last = shape = None
+                    self._update_summary(shapes.take(), touched)
                     self._add_history(rows, touched)
                     rows, touched = [], set()
                 continue
-            if last is not None:
-                summary.update(last)
-                last = shape = None
+            self._update_summary(shapes.take(), touched)
             if type(item) is SummaryChange:
-                summary.update(item.changes)
+                self._summary.update(item.changes)
                 touched.update(item.changes)
             else:
                 self._add_history(rows, touched)
@@ -314,10 +331,17 @@ class Writer:
                     self._marks.append(item)
                 else:
                     self._add(item)
-        if last is not None:
-            summary.update(last)
+        self._update_summary(shapes.take(), touched)
         self._add_history(rows, touched)
         self._release_marks()
+
+    def _update_summary(self, rows: Iterable[HistoryRow], touched: set[str]) -> None:
+        """Merge rows into the writer's summary, from their own text (the writer is handed
+        nothing the logging thread keeps), and note their top-level keys in ``touched``."""
+        for hrow in rows:
+            row = decode_row(hrow[3])
+            touched.update(row)
+            merge_leaves(self._summary, row)
 
     def _add_history(self, rows: list[HistoryRow], touched: set[str]) -> None:
         if rows or touched:
@@ -331,7 +355,7 @@ class Writer:
         seq = self._next_seq
         self._next_seq += 1
         rows = len(batch.rows) if isinstance(batch, History) else 0
-        size = sum(len(row[3]) for row in batch.rows) if isinstance(batch, History) else 0
+        size = sum(map(len, map(_text_of, batch.rows))) if isinstance(batch, History) else 0
         self._count(batch, 1)
         if (
             self._spooled
@@ -344,7 +368,7 @@ class Writer:
                 return
             except OSError as exc:  # a full disk: keep it in memory rather than lose it
                 log.warning("runbase: could not spool a batch of %s: %s", self.path, exc)
-        self._memory.append((seq, batch))
+        self._memory.append((seq, batch, rows, size))
         self._memory_rows += rows
         self._memory_bytes += size
 
@@ -357,7 +381,7 @@ class Writer:
     def _head(self) -> tuple[int, Batch, bool]:
         """The oldest batch not stored, and whether it is in the spool."""
         if self._memory and (not self._spooled or self._memory[0][0] < self._spooled[0]):
-            seq, batch = self._memory[0]
+            seq, batch, _, _ = self._memory[0]
             return seq, batch, False
         seq = self._spooled[0]
         if self._spool_head is None or self._spool_head[0] != seq:
@@ -378,10 +402,9 @@ class Writer:
                 self._spool_head = None
                 self.spool.remove(seq)
             else:
-                self._memory.popleft()
-                if isinstance(batch, History):
-                    self._memory_rows -= len(batch.rows)
-                    self._memory_bytes -= sum(len(row[3]) for row in batch.rows)
+                _, _, rows, size = self._memory.popleft()
+                self._memory_rows -= rows
+                self._memory_bytes -= size
             self._count(batch, -1)
             if self._failures:
                 log.info("runbase: storing %s again after %d failures", self.path, self._failures)
@@ -433,7 +456,7 @@ def send(backend: Backend, path: RunPath, batch: Batch) -> None:
         case Finish():
             backend.finish_run(path, batch.state, batch.exit_code)
         case _:
-            unknown_batch(batch)
+            assert_never(batch)
 
 
 def replay(backend: Backend, spool: Spool, resuming: bool = True) -> int:
