@@ -1,8 +1,10 @@
-"""The ``runbase`` command: demo, ls, version."""
+"""The ``runbase`` command: demo, ls, server, version."""
 
 from __future__ import annotations
 
 import datetime as dt
+import signal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +15,7 @@ from rich.table import Table
 import runbase
 from runbase.api import Run as ApiRun
 from runbase.errors import RunbaseError
+from runbase.settings import Settings
 
 GRID_COLUMNS = ("learning_rate", "batch_size", "optimizer")
 app = typer.Typer(help="runbase: a self-hosted experiment tracker.", no_args_is_help=True)
@@ -90,6 +93,42 @@ def list_runs(
     except RunbaseError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
+    ] = None,
+) -> None:
+    """Serve the store over HTTP (the native API under /api/v1) until stopped."""
+    import uvicorn
+
+    from runbase.backend import close_backends, open_backend
+    from runbase.server import create_app
+
+    # the server itself always works on the store, whatever base URL its environment names
+    settings = Settings.load(database_url=db, dir=data_dir).with_(base_url=None)
+    backend = open_backend(settings)
+    # uvicorn stops on SIGINT/SIGTERM, then raises the signal again for the handler it found:
+    # a handler that does nothing lets the stop end here, backends closed, with status 0
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {stop: signal.signal(stop, _stopped) for stop in stops}
+    try:
+        uvicorn.run(create_app(backend), host=host, port=port, log_level="info")
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+        close_backends()
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    """The server has already stopped when this runs."""
 
 
 def _runs_table(title: str, runs: list[ApiRun]) -> Table:

@@ -1,7 +1,8 @@
 """One interface over storage, local or remote.
 
 The embedded implementation (``LocalBackend``, over the SQL store) is imported only when a
-backend is opened, so ``import runbase`` does not load SQLAlchemy.
+backend is opened, so ``import runbase`` does not load SQLAlchemy. With a ``base_url`` (and
+no ``database_url``) an online backend is ``HttpBackend``, which never loads it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = ["Backend", "RunPath", "close_backends", "open_backend"]
 
 _OPEN: dict[Settings, Backend] = {}
 _STORES: dict[tuple[str | None, str], Store] = {}
+_REMOTE: list[Backend] = []
 _LOCK = threading.Lock()
 
 
@@ -36,8 +38,15 @@ def open_backend(settings: Settings) -> Backend:
 
 
 def _open(settings: Settings) -> Backend:
-    """A new backend for the settings: the embedded store (SQLite in the data directory, or
+    """A new backend for the settings: a server's when ``base_url`` is set for an online run
+    and no ``database_url`` is; else the embedded store (SQLite in the data directory, or
     ``database_url``), one per database in a process, so that SQLite has one writer."""
+    if settings.base_url and settings.mode == "online" and not settings.database_url:
+        from runbase.backend.http import HttpBackend
+
+        remote = HttpBackend(settings.base_url, entity=settings.entity)
+        _REMOTE.append(remote)
+        return remote
     from runbase.backend.local import LocalBackend
     from runbase.store import Store
 
@@ -52,7 +61,11 @@ def close_backends() -> None:
     """Close every backend ``open_backend`` opened; a later call opens new ones."""
     with _LOCK:
         stores = list(_STORES.values())
+        remotes = list(_REMOTE)
         _OPEN.clear()
         _STORES.clear()
+        _REMOTE.clear()
     for store in stores:
         store.close()
+    for remote in remotes:
+        remote.close()

@@ -1,0 +1,263 @@
+"""The backend over HTTP: each operation is one request to a runbase server's native API.
+
+The server's ``{"code", "message"}`` errors are raised again as the same ``RunbaseError``
+class; a server that cannot be reached, a timeout or an answer that is not runbase's JSON
+raise ``CommError`` holding the cause. History batches travel gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from runbase import checks
+from runbase.backend import wire
+from runbase.backend.base import (
+    CHUNK_SIZE,
+    Backend,
+    Chunks,
+    FileRecord,
+    HistoryKeys,
+    HistoryQuery,
+    HistoryRow,
+    NewRun,
+    Page,
+    ProjectRecord,
+    RunChanges,
+    RunPath,
+    RunQuery,
+    RunRecord,
+    SweepRecord,
+    check_new_run,
+    check_path,
+    check_run_changes,
+)
+from runbase.errors import CommError, RunbaseError, error_for_code
+
+API = "/api/v1"
+JSON = {"content-type": "application/json"}
+GZIP_JSON = {**JSON, "content-encoding": "gzip"}
+
+
+class HttpBackend(Backend):
+    """Speaks to the server at ``base_url`` through ``client`` (a new ``httpx.Client`` when
+    None, closed by ``close()``). ``entity``, when given, is the default entity without asking
+    the server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client: httpx.Client | None = None,
+        entity: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = client if client is not None else httpx.Client(timeout=timeout)
+        self._own_client = client is None
+        self.entity = entity
+
+    # transport
+    def _send(self, method: str, where: str, **kwargs: Any) -> httpx.Response:
+        url = self.base_url + API + where
+        try:
+            response = self.client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CommError(f"{method} {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
+        if response.is_error:
+            raise _error(response)
+        return response
+
+    def _json(self, method: str, where: str, body: Any = None, **kwargs: Any) -> Any:
+        if body is not None:
+            kwargs.update(content=wire.dumps(body), headers=JSON)
+        response = self._send(method, where, **kwargs)
+        try:
+            return wire.loads(response.content)
+        except ValueError as exc:
+            raise CommError(f"{method} {where}: the answer is not JSON", exc=exc) from exc
+
+    # identity
+    def default_entity(self) -> str:
+        if self.entity is None:
+            self.entity = str(self._json("GET", "/entity")["entity"])
+        return self.entity
+
+    # runs
+    def create_run(self, path: RunPath, new: NewRun) -> RunRecord:
+        where = _run_url(path)
+        check_new_run(new)
+        return _run(self._json("PUT", where, new))
+
+    def get_run(self, path: RunPath) -> RunRecord:
+        return _run(self._json("GET", _run_url(path)))
+
+    def update_run(self, path: RunPath, changes: RunChanges) -> RunRecord:
+        where = _run_url(path)
+        check_run_changes(changes)
+        return _run(self._json("PATCH", where, changes.values()))
+
+    def update_config(self, path: RunPath, changes: dict[str, Any]) -> None:
+        where = _run_url(path, "config")
+        check_run_changes(RunChanges(config=changes))
+        self._json("POST", where, {"changes": changes})
+
+    def update_summary(self, path: RunPath, changes: dict[str, Any]) -> None:
+        where = _run_url(path, "summary")
+        check_run_changes(RunChanges(summary=changes))
+        self._json("POST", where, {"changes": changes})
+
+    def heartbeat(self, path: RunPath) -> None:
+        self._json("POST", _run_url(path, "heartbeat"))
+
+    def finish_run(self, path: RunPath, state: str, exit_code: int | None) -> None:
+        where = _run_url(path, "finish")
+        check_run_changes(RunChanges(state=state, exit_code=exit_code))
+        self._json("POST", where, {"state": state, "exit_code": exit_code})
+
+    def query_runs(self, query: RunQuery) -> Page[RunRecord]:
+        return wire.page(self._json("POST", "/runs/query", query), _run)
+
+    def count_runs(self, entity: str, project: str, filters: dict[str, Any]) -> int:
+        body = {"entity": entity, "project": project, "filters": filters}
+        return int(self._json("POST", "/runs/count", body)["count"])
+
+    # history
+    def append_history(
+        self, path: RunPath, stream: str, rows: list[HistoryRow], latest: dict[str, Any]
+    ) -> None:
+        checks.stream(stream)
+        if not rows and not latest:
+            return
+        body = wire.dumps({"stream": stream, "rows": rows, "latest": latest})
+        self._send("POST", _run_url(path, "history"), content=gzip.compress(body, 1),
+                   headers=GZIP_JSON)  # fmt: skip
+
+    def history_keys(self, path: RunPath, stream: str = "default") -> HistoryKeys:
+        found = self._json("GET", _run_url(path, "history", "keys"), params={"stream": stream})
+        return wire.record(HistoryKeys, found)
+
+    def sample_history(
+        self, path: RunPath, stream: str, samples: int, keys: list[str] | None
+    ) -> list[str]:
+        body = {"stream": stream, "samples": samples, "keys": keys}
+        rows: list[str] = self._json("POST", _run_url(path, "history", "sample"), body)["rows"]
+        return rows
+
+    def scan_history(self, query: HistoryQuery) -> Page[str]:
+        where = _run_url(query.path, "history", "scan")
+        body = wire.to_json(query)
+        del body["path"]
+        return wire.page(self._json("POST", where, body), str)
+
+    def sample_histories(
+        self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
+    ) -> list[list[str]]:
+        for path in paths:
+            check_path(path)
+        body = {"paths": paths, "stream": stream, "samples": samples, "keys": keys}
+        rows: list[list[str]] = self._json("POST", "/history/samples", body)["rows"]
+        return rows
+
+    # files
+    def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:
+        where = _run_url(path, "files", *name.split("/"))
+        found = self._send("PUT", where, content=iter(chunks))
+        return wire.record(FileRecord, wire.loads(found.content))
+
+    def list_files(
+        self, path: RunPath, names: list[str], per_page: int, cursor: str | None
+    ) -> Page[FileRecord]:
+        params = {"name": names, "per_page": per_page, "cursor": cursor}
+        found = self._json("GET", _run_url(path, "files"), params=_present(params))
+        return wire.page(found, lambda item: wire.record(FileRecord, item))
+
+    def count_files(self, path: RunPath, names: list[str]) -> int:
+        found = self._json("GET", _run_url(path, "file-count"), params={"name": names})
+        return int(found["count"])
+
+    def read_file(self, path: RunPath, name: str) -> Iterator[bytes]:
+        url = self.base_url + API + _run_url(path, "files", *name.split("/"))
+        try:
+            response = self.client.send(self.client.build_request("GET", url), stream=True)
+        except httpx.HTTPError as exc:
+            raise CommError(f"GET {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
+        if response.is_error:
+            response.read()
+            response.close()
+            raise _error(response)
+        return _body_chunks(response)
+
+    def delete_file(self, path: RunPath, name: str) -> None:
+        self._json("DELETE", _run_url(path, "files", *name.split("/")))
+
+    # projects
+    def list_projects(self, entity: str, per_page: int, cursor: str | None) -> Page[ProjectRecord]:
+        params = _present({"entity": entity, "per_page": per_page, "cursor": cursor})
+        found = self._json("GET", "/projects", params=params)
+        return wire.page(found, lambda item: wire.record(ProjectRecord, item))
+
+    def get_project(self, entity: str, project: str) -> ProjectRecord:
+        found = self._json("GET", "/project", params={"entity": entity, "project": project})
+        return wire.record(ProjectRecord, found)
+
+    # sweeps
+    def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord:
+        body = {"entity": entity, "project": project, "config": config}
+        return wire.record(SweepRecord, self._json("POST", "/sweeps", body))
+
+    def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord:
+        params = {"entity": entity, "project": project, "sweep_id": sweep_id}
+        return wire.record(SweepRecord, self._json("GET", "/sweep", params=params))
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+
+
+def _segment(part: str) -> str:
+    """One path segment, escaped; dots too, so that ``.`` and ``..`` are names, not moves."""
+    return quote(part, safe="").replace(".", "%2E")
+
+
+def _run_url(path: RunPath, *rest: str) -> str:
+    check_path(path)
+    return "/".join(["/runs", *map(_segment, path), *map(_segment, rest)])
+
+
+def _run(data: dict[str, Any]) -> RunRecord:
+    return wire.record(RunRecord, data)
+
+
+def _present(params: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def _error(response: httpx.Response) -> RunbaseError:
+    """The ``RunbaseError`` a server's error answer names; ``CommError`` (holding the answer
+    as an ``httpx.HTTPStatusError``) for a server failure or an answer that names none."""
+    text = response.text[:200]
+    cause = httpx.HTTPStatusError(text, request=response.request, response=response)
+    try:
+        body = orjson.loads(response.content)
+        cls, message = error_for_code(body["code"]), body["message"]
+        if not isinstance(message, str):
+            raise TypeError(message)
+    except (ValueError, TypeError, KeyError):
+        return CommError(f"{response.status_code} from {response.request.url}: {text}", cause)
+    if cls is RunbaseError or issubclass(cls, CommError):
+        return CommError(message, cause)
+    return cls(message)
+
+
+def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes(CHUNK_SIZE)
+    except httpx.HTTPError as exc:
+        raise CommError(f"reading {response.request.url}: {exc}", exc=exc) from exc
+    finally:
+        response.close()

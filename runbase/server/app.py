@@ -1,0 +1,57 @@
+"""The ASGI application: the native API over one backend, and one error format.
+
+Every error answers ``{"code", "message"}`` with the error's status: a ``RunbaseError`` as it
+is, a request that fails validation as ``invalid_input`` (400) naming the field at fault.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from runbase.backend.base import Backend
+from runbase.errors import InvalidInput, NotFound, RunbaseError
+from runbase.server.routes import router
+
+
+def create_app(backend: Backend) -> FastAPI:
+    """The server's application over ``backend`` (which it does not close)."""
+    app = FastAPI(title="runbase", summary="The native JSON API of a runbase server.")
+    app.state.backend = backend
+    app.include_router(router)
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_exception_handler(RunbaseError, _runbase_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+def healthz() -> dict[str, bool]:
+    return {"ok": True}
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+def _runbase_error(request: Request, exc: RunbaseError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return error_response(InvalidInput.status, InvalidInput.code, f"{where}: {first['msg']}")
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # a bug, not bad input: the details go to the server's log (uvicorn logs it), not the caller
+    return error_response(RunbaseError.status, RunbaseError.code, "internal server error")
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    code = NotFound.code if exc.status_code == NotFound.status else InvalidInput.code
+    return error_response(exc.status_code, code, str(exc.detail))

@@ -1,0 +1,240 @@
+"""The native JSON API: one thin route per backend operation, under ``/api/v1``.
+
+Each route validates (a body model, typed parameters), makes one backend call and writes the
+answer with ``runbase.backend.wire``. A run is addressed as ``/runs/{entity}/{project}/{run_id}``;
+operations over a project carry ``entity`` and ``project`` in the query or the body.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
+
+import anyio.from_thread
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from runbase.backend.base import Backend, RunPath
+from runbase.backend.wire import dumps
+from runbase.server.models import (
+    AppendBody,
+    DocumentBody,
+    FinishBody,
+    NewRunBody,
+    RunChangesBody,
+    RunCountBody,
+    RunQueryBody,
+    SampleBody,
+    SampleManyBody,
+    ScanBody,
+    SweepBody,
+)
+
+PREFIX = "/api/v1"
+RUN = "/runs/{entity}/{project}/{run_id}"
+
+
+class WireResponse(Response):
+    """JSON written by ``wire.dumps``: records as objects, NaN and infinities tagged."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+class GzipRequest(Request):
+    """A request whose body may be gzip-compressed (``Content-Encoding: gzip``)."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            body = await super().body()
+            if "gzip" in self.headers.getlist("content-encoding"):
+                body = gzip.decompress(body)
+            self._body = body
+        return self._body
+
+
+class GzipRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def gzip_handler(request: Request) -> Response:
+            return await handler(GzipRequest(request.scope, request.receive))
+
+        return gzip_handler
+
+
+def _backend(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+def _run_path(entity: str, project: str, run_id: str) -> RunPath:
+    return RunPath(entity, project, run_id)
+
+
+Store = Annotated[Backend, Depends(_backend)]
+Path = Annotated[RunPath, Depends(_run_path)]
+Names = Annotated[list[str] | None, Query(alias="name")]
+
+router = APIRouter(prefix=PREFIX, route_class=GzipRoute, default_response_class=WireResponse)
+
+
+@router.get("/entity")
+def default_entity(backend: Store) -> Response:
+    return WireResponse({"entity": backend.default_entity()})
+
+
+# runs
+@router.put(RUN)
+def create_run(backend: Store, path: Path, body: NewRunBody) -> Response:
+    return WireResponse(backend.create_run(path, body.value()))
+
+
+@router.get(RUN)
+def get_run(backend: Store, path: Path) -> Response:
+    return WireResponse(backend.get_run(path))
+
+
+@router.patch(RUN)
+def update_run(backend: Store, path: Path, body: RunChangesBody) -> Response:
+    return WireResponse(backend.update_run(path, body.value()))
+
+
+@router.post(RUN + "/config")
+def update_config(backend: Store, path: Path, body: DocumentBody) -> Response:
+    backend.update_config(path, body.value())
+    return WireResponse({})
+
+
+@router.post(RUN + "/summary")
+def update_summary(backend: Store, path: Path, body: DocumentBody) -> Response:
+    backend.update_summary(path, body.value())
+    return WireResponse({})
+
+
+@router.post(RUN + "/heartbeat")
+def heartbeat(backend: Store, path: Path) -> Response:
+    backend.heartbeat(path)
+    return WireResponse({})
+
+
+@router.post(RUN + "/finish")
+def finish_run(backend: Store, path: Path, body: FinishBody) -> Response:
+    backend.finish_run(path, body.state, body.exit_code)
+    return WireResponse({})
+
+
+@router.post("/runs/query")
+def query_runs(backend: Store, body: RunQueryBody) -> Response:
+    return WireResponse(backend.query_runs(body.value()))
+
+
+@router.post("/runs/count")
+def count_runs(backend: Store, body: RunCountBody) -> Response:
+    count = backend.count_runs(body.entity, body.project, body.filters_value())
+    return WireResponse({"count": count})
+
+
+# history
+@router.post(RUN + "/history")
+def append_history(backend: Store, path: Path, body: AppendBody) -> Response:
+    backend.append_history(path, body.stream, body.history_rows(), body.latest_value())
+    return WireResponse({})
+
+
+@router.get(RUN + "/history/keys")
+def history_keys(backend: Store, path: Path, stream: str = "default") -> Response:
+    return WireResponse(backend.history_keys(path, stream))
+
+
+@router.post(RUN + "/history/sample")
+def sample_history(backend: Store, path: Path, body: SampleBody) -> Response:
+    rows = backend.sample_history(path, body.stream, body.samples, body.keys)
+    return WireResponse({"rows": rows})
+
+
+@router.post(RUN + "/history/scan")
+def scan_history(backend: Store, path: Path, body: ScanBody) -> Response:
+    return WireResponse(backend.scan_history(body.value(path)))
+
+
+@router.post("/history/samples")
+def sample_histories(backend: Store, body: SampleManyBody) -> Response:
+    rows = backend.sample_histories(body.run_paths(), body.stream, body.samples, body.keys)
+    return WireResponse({"rows": rows})
+
+
+# files
+@router.put(RUN + "/files/{name:path}")
+async def put_file(backend: Store, path: Path, name: str, request: Request) -> Response:
+    """The request body is the file's bytes, streamed to the backend as it arrives."""
+    record = await run_in_threadpool(backend.put_file, path, name, _body_chunks(request))
+    return WireResponse(record)
+
+
+def _body_chunks(request: Request) -> Iterator[bytes]:
+    """The request body's chunks, read from the event loop by a worker thread."""
+    stream = request.stream()
+
+    async def next_chunk() -> bytes | None:
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        if chunk:
+            yield chunk
+
+
+@router.get(RUN + "/files")
+def list_files(
+    backend: Store, path: Path, names: Names = None, per_page: int = 50, cursor: str | None = None
+) -> Response:
+    return WireResponse(backend.list_files(path, names or [], per_page, cursor))
+
+
+@router.get(RUN + "/file-count")
+def count_files(backend: Store, path: Path, names: Names = None) -> Response:
+    return WireResponse({"count": backend.count_files(path, names or [])})
+
+
+@router.get(RUN + "/files/{name:path}", response_class=StreamingResponse)
+def read_file(backend: Store, path: Path, name: str) -> Response:
+    chunks = backend.read_file(path, name)
+    return StreamingResponse(chunks, media_type="application/octet-stream")
+
+
+@router.delete(RUN + "/files/{name:path}")
+def delete_file(backend: Store, path: Path, name: str) -> Response:
+    backend.delete_file(path, name)
+    return WireResponse({})
+
+
+# projects
+@router.get("/projects")
+def list_projects(
+    backend: Store, entity: str, per_page: int = 50, cursor: str | None = None
+) -> Response:
+    return WireResponse(backend.list_projects(entity, per_page, cursor))
+
+
+@router.get("/project")
+def get_project(backend: Store, entity: str, project: str) -> Response:
+    return WireResponse(backend.get_project(entity, project))
+
+
+# sweeps
+@router.post("/sweeps")
+def create_sweep(backend: Store, body: SweepBody) -> Response:
+    return WireResponse(backend.create_sweep(body.entity, body.project, body.value()))
+
+
+@router.get("/sweep")
+def get_sweep(backend: Store, entity: str, project: str, sweep_id: str) -> Response:
+    return WireResponse(backend.get_sweep(entity, project, sweep_id))

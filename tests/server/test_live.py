@@ -1,0 +1,118 @@
+"""A real server on a socket: uvicorn in a thread, and ``runbase server`` as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+import runbase
+from runbase.backend import open_backend
+from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunPath
+from runbase.backend.http import HttpBackend
+from runbase.errors import CommError, NotFound
+from runbase.server import create_app
+from runbase.settings import Settings
+
+PATH = RunPath("tester", "live", "r1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(url: str, deadline: float = 20.0) -> None:
+    stop = time.monotonic() + deadline
+    while time.monotonic() < stop:
+        try:
+            if httpx.get(url + "/healthz", timeout=1.0).json() == {"ok": True}:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise AssertionError(f"no server at {url}")
+
+
+@pytest.fixture
+def live_url(backend):
+    """The app over the test's store, served by uvicorn on 127.0.0.1 in a thread."""
+    port = free_port()
+    config = uvicorn.Config(create_app(backend), host="127.0.0.1", port=port, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(url)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_run_over_a_socket(live_url, backend):
+    with httpx.Client(timeout=10) as client:
+        remote = HttpBackend(live_url, client=client)
+        remote.create_run(PATH, NewRun(config={"lr": 0.5}))
+        rows = [
+            HistoryRow(i, i, ("_step", "x"), json.dumps({"_step": i, "x": i})) for i in range(5)
+        ]
+        remote.append_history(PATH, "default", rows, {"x": 4})
+        remote.put_file(PATH, "big.bin", [b"x" * 3_000_000, b"y"])
+        page = remote.scan_history(HistoryQuery(PATH, page_size=3))
+        assert [json.loads(row)["x"] for row in page.items] == [0, 1, 2] and page.next_cursor
+        assert b"".join(remote.read_file(PATH, "big.bin")) == b"x" * 3_000_000 + b"y"
+        with pytest.raises(NotFound):
+            remote.get_run(RunPath("tester", "live", "missing"))
+    assert backend.get_run(PATH).summary == {"x": 4}
+    assert backend.history_keys(PATH).line_count == 5
+
+
+def test_an_unreachable_server_is_a_comm_error():
+    remote = HttpBackend(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(CommError) as raised:
+        remote.get_run(PATH)
+    assert isinstance(raised.value.exc, httpx.ConnectError)
+    remote.close()
+
+
+def test_a_base_url_opens_the_http_backend(data_dir, monkeypatch, tmp_path):
+    monkeypatch.delenv("RUNBASE_DATABASE_URL", raising=False)
+    remote = open_backend(Settings.load(base_url="http://127.0.0.1:9"))
+    assert isinstance(remote, HttpBackend)
+    offline = open_backend(Settings.load(base_url="http://127.0.0.1:9", mode="offline"))
+    assert not isinstance(offline, HttpBackend)
+    with_db = Settings.load(
+        base_url="http://127.0.0.1:9", database_url=f"sqlite:///{tmp_path}/x.db"
+    )
+    assert not isinstance(open_backend(with_db), HttpBackend)
+
+
+def test_runbase_server_serves_the_store_and_stops_on_sigterm(data_dir, database_url, tmp_path):
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "runbase"), "server", "--port", str(port),
+               "--data-dir", str(tmp_path / "served")]  # fmt: skip
+    if database_url:
+        command += ["--db", database_url]
+    env = {**os.environ, "RUNBASE_BASE_URL": "http://ignored.invalid"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(url)
+        api = runbase.Api(backend=HttpBackend(url, entity="tester"))
+        api.backend.create_run(PATH, NewRun(config={"a": 1}))
+        assert api.run("tester/live/r1").config == {"a": 1}
+        api.backend.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=20)[0].decode()
+    assert server.returncode == 0, output
