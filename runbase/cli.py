@@ -1,11 +1,13 @@
-"""The ``runbase`` command: demo, ls, server, version."""
+"""The ``runbase`` command: demo, ls, server, sync, login, user, team, key, version."""
 
 from __future__ import annotations
 
 import datetime as dt
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +17,10 @@ from rich.table import Table
 import runbase
 from runbase.api import Run as ApiRun
 from runbase.errors import RunbaseError
-from runbase.settings import Settings
+from runbase.settings import DEFAULT_APP_URL, Settings, write_credentials
+
+if TYPE_CHECKING:
+    from runbase.backend.accounts import Accounts
 
 GRID_COLUMNS = ("learning_rate", "batch_size", "optimizer")
 app = typer.Typer(help="runbase: a self-hosted experiment tracker.", no_args_is_help=True)
@@ -109,18 +114,23 @@ def server(
     """Serve the store over HTTP (the native API under /api/v1) until stopped."""
     import uvicorn
 
-    from runbase.backend import close_backends, open_backend
+    from runbase.backend import close_backends, open_accounts, open_backend
     from runbase.server import create_app
 
     # the server itself always works on the store, whatever base URL its environment names
     settings = Settings.load(database_url=db, dir=data_dir).with_(base_url=None)
     backend = open_backend(settings)
+    accounts = open_accounts(settings)
+    admin_key = accounts.bootstrap(settings.default_entity)
+    if admin_key is not None:
+        typer.echo(f"Created the admin user {settings.default_entity!r}. Its API key, shown only "
+                   f"this once (`runbase key create` makes more):\n{admin_key}")  # fmt: skip
     # uvicorn stops on SIGINT/SIGTERM, then raises the signal again for the handler it found:
     # a handler that does nothing lets the stop end here, backends closed, with status 0
     stops = (signal.SIGINT, signal.SIGTERM)
     previous = {stop: signal.signal(stop, _stopped) for stop in stops}
     try:
-        uvicorn.run(create_app(backend), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(backend, accounts), host=host, port=port, log_level="info")
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
@@ -129,6 +139,203 @@ def server(
 
 def _stopped(signum: int, frame: Any) -> None:
     """The server has already stopped when this runs."""
+
+
+# Accounts: users, teams and API keys, on the server's database ----------------------------
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
+]
+user_app = typer.Typer(help="Users of the server's database.", no_args_is_help=True)
+team_app = typer.Typer(help="Teams: entities whose projects their members share.",
+                       no_args_is_help=True)  # fmt: skip
+key_app = typer.Typer(help="API keys: shown once when made, stored as hashes.",
+                      no_args_is_help=True)  # fmt: skip
+app.add_typer(user_app, name="user")
+app.add_typer(team_app, name="team")
+app.add_typer(key_app, name="key")
+errors = Console(stderr=True)
+
+
+@contextmanager
+def _accounts(db: str | None, data_dir: Path | None) -> Iterator[Accounts]:
+    """The accounts of the database the options (or the settings) name; a runbase error is
+    printed and exits with status 1."""
+    from runbase.backend import open_accounts
+
+    try:
+        yield open_accounts(Settings.load(database_url=db, dir=data_dir))
+    except RunbaseError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin", help="May see and change everything.")] = False,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a user (an entity of its own)."""
+    with _accounts(db, data_dir) as accounts:
+        accounts.create_user(name, admin=admin)
+    console.print(f"created {'admin ' if admin else ''}user {name}")
+
+
+@user_app.command("list")
+def user_list(db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """List the users, their teams and whether they are admins."""
+    with _accounts(db, data_dir) as accounts:
+        users = accounts.list_users()
+    table = Table(title=f"{len(users)} users")
+    for column in ("name", "admin", "teams", "created"):
+        table.add_column(column)
+    for user in users:
+        table.add_row(user.name, "yes" if user.admin else "", ", ".join(user.teams),
+                      _timestamp(user.created_at))  # fmt: skip
+    console.print(table)
+
+
+@team_app.command("create")
+def team_create(name: str, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Create a team (an entity its members share)."""
+    with _accounts(db, data_dir) as accounts:
+        accounts.create_team(name)
+    console.print(f"created team {name}")
+
+
+@team_app.command("add")
+def team_add(team: str, user: str, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Make USER a member of TEAM."""
+    with _accounts(db, data_dir) as accounts:
+        accounts.add_member(team, user)
+    console.print(f"{user} is a member of {team}")
+
+
+@key_app.command("create")
+def key_create(
+    user: Annotated[str | None, typer.Option(help="Whose key (default: RUNBASE_ENTITY).")] = None,
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
+    read_only: Annotated[bool, typer.Option("--read-only", help="Reads only.")] = False,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make an API key and print it, and nothing else: it is not shown again."""
+    owner = user or Settings.load().default_entity
+    with _accounts(db, data_dir) as accounts:
+        key, _ = accounts.create_key(owner, label=name, read_only=read_only)
+    typer.echo(key)
+
+
+@key_app.command("list")
+def key_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's keys.")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List API keys (never the keys themselves: they are not stored)."""
+    with _accounts(db, data_dir) as accounts:
+        keys = accounts.list_keys(user)
+    table = Table(title=f"{len(keys)} API keys")
+    for column in ("id", "user", "label", "scope", "created", "last used", "revoked"):
+        table.add_column(column)
+    for key in keys:
+        last_used = "" if key.last_used_at is None else _timestamp(key.last_used_at)
+        scope = "read" if key.read_only else "read-write"
+        revoked = "yes" if key.revoked else ""
+        created = _timestamp(key.created_at)
+        table.add_row(str(key.id), key.user, key.label, scope, created, last_used, revoked)
+    console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: int, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Revoke the API key with this id: requests with it fail from now on."""
+    with _accounts(db, data_dir) as accounts:
+        key = accounts.revoke_key(key_id)
+    console.print(f"revoked key {key.id} of {key.user}")
+
+
+@app.command()
+def login(
+    key: Annotated[str | None, typer.Argument(help="API key (prompted for when omitted).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Server address (default: RUNBASE_BASE_URL).")
+    ] = None,
+) -> None:
+    """Check an API key against a server and save both in the credentials file."""
+    from runbase.backend.http import HttpBackend
+
+    settings = Settings.load(base_url=host)
+    base_url = (host or settings.base_url or DEFAULT_APP_URL).rstrip("/")
+    key = key or typer.prompt("API key", hide_input=True)
+    remote = HttpBackend(base_url, api_key=key)
+    try:
+        user = remote.default_entity()
+    except RunbaseError as exc:
+        errors.print(f"[red]error:[/red] {base_url} refused the key: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        remote.close()
+    write_credentials(settings.credentials_path, base_url, key)
+    console.print(f"logged in to {base_url} as {user}; saved in {settings.credentials_path}")
+
+
+def _timestamp(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command()
+def sync(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Spool folders or data directories (default: the data directory's spools)."
+        ),
+    ] = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="List what waits to be uploaded; upload nothing.")
+    ] = False,
+) -> None:
+    """Upload offline runs and spooled batches to the store or server the settings name."""
+    from runbase.backend import open_backend
+    from runbase.sdk import sync as spools
+
+    settings = Settings.load()
+    try:
+        found = spools.find_spools(paths or [settings.data_dir / "spool"])
+        waiting = [(spool, spools.pending(spool)) for spool in found]
+    except (RunbaseError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if status or not waiting:
+        table = Table(title=f"{len(waiting)} runs wait to be uploaded")
+        for column in ("run", "batches", "rows", "created", "spool"):
+            table.add_column(column, justify="right" if column in ("batches", "rows") else "left")
+        for _, item in waiting:
+            created = "yes" if item.created else "no"
+            table.add_row(str(item.path), str(item.batches), str(item.rows), created, str(item.dir))
+        console.print(table)
+        return
+    backend = open_backend(settings.with_(mode="online"))  # offline names where runs wait
+    failed = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("uploading", total=sum(item.batches for _, item in waiting))
+        for spool, item in waiting:
+            progress.update(task, description=str(item.path))
+            try:
+                spools.upload(backend, spool, lambda: progress.advance(task))
+            except (RunbaseError, OSError) as exc:
+                failed += 1
+                console.print(f"[red]error:[/red] {item.path}: {exc} (it waits in {item.dir})")
+    console.print(f"uploaded {len(waiting) - failed} of {len(waiting)} runs")
+    if failed:
+        raise typer.Exit(1)
 
 
 def _runs_table(title: str, runs: list[ApiRun]) -> Table:

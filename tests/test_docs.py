@@ -20,6 +20,11 @@ def test_every_setting_is_in_the_readme(name):
 
 COMMANDS = [
     command.name or getattr(command.callback, "__name__", "") for command in app.registered_commands
+] + [
+    f"{group.name} {command.name}"
+    for group in app.registered_groups
+    if group.typer_instance is not None
+    for command in group.typer_instance.registered_commands
 ]
 
 

@@ -15,9 +15,10 @@ from runbase.backend.base import Backend, RunPath
 from runbase.settings import Settings
 
 if TYPE_CHECKING:
+    from runbase.backend.accounts import Accounts
     from runbase.store import Store
 
-__all__ = ["Backend", "RunPath", "close_backends", "open_backend"]
+__all__ = ["Backend", "RunPath", "close_backends", "open_accounts", "open_backend"]
 
 _OPEN: dict[Settings, Backend] = {}
 _STORES: dict[tuple[str | None, str], Store] = {}
@@ -44,17 +45,34 @@ def _open(settings: Settings) -> Backend:
     if settings.base_url and settings.mode == "online" and not settings.database_url:
         from runbase.backend.http import HttpBackend
 
-        remote = HttpBackend(settings.base_url, entity=settings.entity)
+        remote = HttpBackend(settings.base_url, entity=settings.entity, api_key=settings.api_key)
         _REMOTE.append(remote)
         return remote
     from runbase.backend.local import LocalBackend
+
+    return LocalBackend(_store(settings), settings.default_entity, settings.heartbeat_timeout)
+
+
+def _store(settings: Settings) -> Store:
     from runbase.store import Store
 
     where = (settings.database_url, str(settings.data_dir))
     store = _STORES.get(where)
     if store is None:
         store = _STORES[where] = Store.open(settings.database_url, settings.data_dir)
-    return LocalBackend(store, settings.default_entity, settings.heartbeat_timeout)
+    return store
+
+
+def open_accounts(settings: Settings) -> Accounts:
+    """The users, teams and keys of the database the settings name (never a server's over
+    HTTP), on the store its embedded backend shares; ``close_backends`` closes it."""
+    from runbase.backend.accounts import Accounts
+
+    with _LOCK:
+        store = _store(settings)
+        if len(_STORES) == 1 and not _OPEN:
+            atexit.register(close_backends)
+    return Accounts(store)
 
 
 def close_backends() -> None:

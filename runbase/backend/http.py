@@ -47,7 +47,7 @@ GZIP_JSON = {**JSON, "content-encoding": "gzip"}
 class HttpBackend(Backend):
     """Speaks to the server at ``base_url`` through ``client`` (a new ``httpx.Client`` when
     None, closed by ``close()``). ``entity``, when given, is the default entity without asking
-    the server."""
+    the server. ``api_key`` goes with every request, as HTTP basic auth (user ``api``)."""
 
     def __init__(
         self,
@@ -55,8 +55,10 @@ class HttpBackend(Backend):
         client: httpx.Client | None = None,
         entity: str | None = None,
         timeout: float = 30.0,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._auth = httpx.BasicAuth("api", api_key) if api_key else None
         self.client = client if client is not None else httpx.Client(timeout=timeout)
         self._own_client = client is None
         self.entity = entity
@@ -65,7 +67,9 @@ class HttpBackend(Backend):
     def _send(self, method: str, where: str, **kwargs: Any) -> httpx.Response:
         url = self.base_url + API + where
         try:
-            response = self.client.request(method, url, **kwargs)
+            response = self.client.request(
+                method, url, auth=self._auth or httpx.USE_CLIENT_DEFAULT, **kwargs
+            )
         except httpx.HTTPError as exc:
             raise CommError(f"{method} {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
         if response.is_error:
@@ -183,7 +187,10 @@ class HttpBackend(Backend):
     def read_file(self, path: RunPath, name: str) -> Iterator[bytes]:
         url = self.base_url + API + _run_url(path, "files", *name.split("/"))
         try:
-            response = self.client.send(self.client.build_request("GET", url), stream=True)
+            request = self.client.build_request("GET", url)
+            response = self.client.send(
+                request, stream=True, auth=self._auth or httpx.USE_CLIENT_DEFAULT
+            )
         except httpx.HTTPError as exc:
             raise CommError(f"GET {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
         if response.is_error:

@@ -11,15 +11,22 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from runbase.backend.accounts import Accounts
 from runbase.backend.base import Backend
 from runbase.errors import InvalidInput, NotFound, RunbaseError
+from runbase.server.auth import FailureLimiter
 from runbase.server.routes import router
 
 
-def create_app(backend: Backend) -> FastAPI:
-    """The server's application over ``backend`` (which it does not close)."""
+def create_app(backend: Backend, accounts: Accounts | None = None) -> FastAPI:
+    """The server's application over ``backend`` (which it does not close).
+
+    With ``accounts`` each request of the API authenticates with an API key and works on
+    what its user may see; without, every request acts as the backend's own user."""
     app = FastAPI(title="runbase", summary="The native JSON API of a runbase server.")
     app.state.backend = backend
+    app.state.accounts = accounts
+    app.state.failures = FailureLimiter()
     app.include_router(router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_exception_handler(RunbaseError, _runbase_error)  # type: ignore[arg-type]

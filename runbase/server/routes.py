@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from runbase.backend.base import Backend, RunPath
 from runbase.backend.wire import dumps
+from runbase.server.auth import authorize
 from runbase.server.models import (
     AppendBody,
     DocumentBody,
@@ -58,18 +59,25 @@ class GzipRequest(Request):
         return self._body
 
 
-class GzipRoute(APIRoute):
+class ApiRoute(APIRoute):
+    """A route that authenticates the request before anything else (so a request without a
+    valid key learns nothing from validation), and takes gzip bodies."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
-        async def gzip_handler(request: Request) -> Response:
+        async def api_handler(request: Request) -> Response:
+            refused = await authorize(request)
+            if refused is not None:
+                return refused
             return await handler(GzipRequest(request.scope, request.receive))
 
-        return gzip_handler
+        return api_handler
 
 
 def _backend(request: Request) -> Backend:
-    backend: Backend = request.app.state.backend
+    """The backend as the request's principal may use it (set by ``authorize``)."""
+    backend: Backend = request.state.backend
     return backend
 
 
@@ -81,7 +89,7 @@ Store = Annotated[Backend, Depends(_backend)]
 Path = Annotated[RunPath, Depends(_run_path)]
 Names = Annotated[list[str] | None, Query(alias="name")]
 
-router = APIRouter(prefix=PREFIX, route_class=GzipRoute, default_response_class=WireResponse)
+router = APIRouter(prefix=PREFIX, route_class=ApiRoute, default_response_class=WireResponse)
 
 
 @router.get("/entity")

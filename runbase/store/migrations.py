@@ -59,11 +59,17 @@ def _key_sets_unique_by_hash(conn: Connection) -> None:
             conn.execute(text(f'ALTER TABLE key_sets DROP CONSTRAINT "{unique["name"]}"'))
 
 
+def _accounts(conn: Connection) -> None:
+    """Users, team members and API keys (step 1 of a new database has made them already)."""
+    schema.metadata.create_all(conn, tables=schema.ACCOUNT_TABLES, checkfirst=True)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _create_first_schema,
     _index_history_by_step,
     _derive_crashed_at_read_time,
     _key_sets_unique_by_hash,
+    _accounts,
 ]
 
 

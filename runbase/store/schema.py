@@ -6,6 +6,7 @@ import hashlib
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Double,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from runbase.store.columns import JSONDoc
@@ -138,3 +140,36 @@ sweeps = Table(
     Column("created_at", Double, nullable=False),
     UniqueConstraint("project_id", "sweep_id"),
 )
+
+# Accounts. Users and teams are entities (``entities.kind``); a user has a row here.
+users = Table(
+    "users",
+    metadata,
+    Column("entity_id", Integer, ForeignKey("entities.id"), primary_key=True),
+    Column("admin", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Double, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("entities.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("entities.id"), primary_key=True),
+)
+
+# API keys are kept only as the sha256 of the key: keys are long and random, so a fast hash
+# is enough, and a stolen table gives no key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("entities.id"), nullable=False),
+    Column("label", String(256), nullable=False, server_default=""),
+    Column("read_only", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double, nullable=True),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+)
+
+ACCOUNT_TABLES = [users, team_members, api_keys]

@@ -15,11 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
 import runbase
-from runbase.backend import open_backend
+from runbase.backend import close_backends, open_backend
 from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunPath
 from runbase.backend.http import HttpBackend
+from runbase.cli import app
 from runbase.errors import CommError, NotFound
 from runbase.server import create_app
 from runbase.settings import Settings
@@ -99,16 +101,21 @@ def test_a_base_url_opens_the_http_backend(data_dir, monkeypatch, tmp_path):
 
 def test_runbase_server_serves_the_store_and_stops_on_sigterm(data_dir, database_url, tmp_path):
     port = free_port()
-    command = [str(Path(sys.executable).parent / "runbase"), "server", "--port", str(port),
-               "--data-dir", str(tmp_path / "served")]  # fmt: skip
-    if database_url:
-        command += ["--db", database_url]
+    where = ["--data-dir", str(tmp_path / "served")] + (
+        ["--db", database_url] if database_url else []
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["user", "create", "tester", *where]).exit_code == 0
+    key = runner.invoke(app, ["key", "create", "--user", "tester", *where]).stdout.strip()
+    close_backends()
+    command = [str(Path(sys.executable).parent / "runbase"), "server", "--port", str(port), *where]
     env = {**os.environ, "RUNBASE_BASE_URL": "http://ignored.invalid"}
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url)
-        api = runbase.Api(backend=HttpBackend(url, entity="tester"))
+        assert httpx.get(url + "/api/v1/entity").status_code == 401
+        api = runbase.Api(backend=HttpBackend(url, entity="tester", api_key=key))
         api.backend.create_run(PATH, NewRun(config={"a": 1}))
         assert api.run("tester/live/r1").config == {"a": 1}
         api.backend.close()
