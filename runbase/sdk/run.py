@@ -1,4 +1,10 @@
-"""A run being logged: ``init`` creates or resumes it, ``log`` records, ``finish`` ends it."""
+"""A run being logged: ``init`` creates or resumes it, ``log`` records, ``finish`` ends it.
+
+``init`` does not wait long for a backend that cannot be reached: after ``init_timeout``
+seconds (a setting) it goes on with a stand-in record and the run is created by its writer, as
+the first batch of its spool, when the backend answers. ``mode="offline"`` opens no backend
+at all: the run and everything it logs go to its spool, for ``runbase sync``.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from runbase.backend.base import (
     RunIdentity,
     RunPath,
     RunRecord,
+    check_path,
     check_run_changes,
 )
 from runbase.errors import CommError, InvalidInput, RunbaseError
@@ -39,11 +46,19 @@ from runbase.sdk.values import (
     copy_document,
     merge_leaves,
 )
-from runbase.sdk.writer import KeyIndex, SummaryChange, Writer, encode_row, replay
+from runbase.sdk.writer import (
+    KeyIndex,
+    SummaryChange,
+    Writer,
+    encode_row,
+    halted_message,
+    replay,
+)
 from runbase.settings import Settings
 
 SAVE_POLICIES = ("live", "now", "end")
 ABORTED_EXIT_CODE = 255
+# seconds init tries to create a run before it goes on with the run spooled locally
 
 
 class UnstoredWarning(RuntimeWarning):
@@ -54,7 +69,12 @@ class Run(RunIdentity):
     """A run in progress. Use ``runbase.init`` to make one; it is also a context manager."""
 
     def __init__(
-        self, backend: Backend, settings: Settings, record: RunRecord, dir: Path | None
+        self,
+        backend: Backend | None,
+        settings: Settings,
+        record: RunRecord,
+        dir: Path | None,
+        create: NewRun | None = None,
     ) -> None:
         self._backend = backend
         self._settings = settings
@@ -65,6 +85,7 @@ class Run(RunIdentity):
         self._pending: dict[str, Any] = {}
         self._pending_flags = 0
         self._finished = False
+        self._warned_halt = False
         self._runtime_offset = float(record.summary.get("_runtime") or 0.0)
         self._start = time.time()
         # saved file -> (name, policy, modification time when stored; None if not yet)
@@ -85,6 +106,7 @@ class Run(RunIdentity):
             spool=Spool(settings.data_dir, self._path),
             heartbeat=settings.heartbeat_interval,
             drain_timeout=settings.finish_timeout,
+            create=create,
         )
         self._sampler = SystemSampler(self._log_system, interval=settings.system_interval)
         self._sampler.start()
@@ -186,6 +208,17 @@ class Run(RunIdentity):
         self._pending = {}
         self._pending_flags = 0
         self._step = step + 1
+        if self._writer.halted is not None and not self._warned_halt:
+            self._warn_halted(stacklevel=4)
+
+    def _warn_halted(self, stacklevel: int) -> None:
+        """Say once that the backend refused the run for good and where its data waits."""
+        self._warned_halt = True
+        warnings.warn(
+            halted_message(self._path, str(self._writer.halted), self._writer.spool.dir),
+            UnstoredWarning,
+            stacklevel=stacklevel,
+        )
 
     def _warn_step(self, step: int) -> None:
         warnings.warn(
@@ -274,14 +307,26 @@ class Run(RunIdentity):
             unstored = self._writer.close()
             _ACTIVE.discard(self)
             _set_current_after_finish(self)
-        if unstored:
+        if self._backend is None:
+            print(
+                f"runbase: {self._path} was logged offline to {unstored.spool}; upload it with "
+                f"`runbase sync {unstored.spool}`",
+                file=sys.stderr,
+            )
+        elif unstored and not (unstored.halted and self._warned_halt):
+            self._warned_halt = True
             warnings.warn(unstored.message(self._path), UnstoredWarning, stacklevel=3)
 
     def flush(self) -> None:
         """Wait until everything logged so far is stored. If the backend cannot store it
         within the writer's ``drain_timeout``, warn (``UnstoredWarning``) and return; the
-        writer keeps retrying."""
-        if not self._writer.flush():
+        writer keeps retrying. Offline, or once the backend refused the run for good, it
+        returns once everything is in the run's spool."""
+        stored = self._writer.flush()
+        if self._writer.halted is not None:
+            if not self._warned_halt:
+                self._warn_halted(stacklevel=3)
+        elif not stored:
             warnings.warn(
                 f"runbase: what {self.path} logged is not all stored after "
                 f"{self._writer.drain_timeout:g}s (last error: {self._writer.last_error}); it "
@@ -407,7 +452,6 @@ def init(
         _CURRENT[0] = disabled
         return disabled
     resume = _check_init_arguments(resume, tags, id)
-    backend = open_backend(base)
     path = RunPath(
         entity or base.default_entity, project or base.default_project, id or new_run_id()
     )
@@ -424,11 +468,31 @@ def init(
         metadata=_metadata(),
         resume=resume,
     )
-    record = backend.create_run(path, new)
-    if _store_spooled(backend, Spool(base.data_dir, record.path)):
-        record = backend.get_run(record.path)
+    spool = Spool(base.data_dir, check_path(path))
+    backend: Backend | None = None
+    create: NewRun | None = None
+    if base.mode == "offline":
+        _check_spooled_start(path, resume, spool, InvalidInput("the run is offline"))
+        record, create = _stand_in(path, new), new
+    else:
+        backend = open_backend(base)
+        created = _create(backend, path, new, base.init_timeout)
+        if isinstance(created, CommError):
+            _check_spooled_start(path, resume, spool, created)
+            warnings.warn(
+                f"runbase: could not create {path} within {base.init_timeout:g}s ({created}); "
+                f"logging goes on into its spool, {spool.dir}, which is uploaded when the "
+                "backend answers (or with `runbase sync`)",
+                UnstoredWarning,
+                stacklevel=2,
+            )
+            record, create = _stand_in(path, new), new
+        else:
+            record = created
+            if _store_spooled(backend, Spool(base.data_dir, record.path)):
+                record = backend.get_run(record.path)
     _install_exit_hooks()
-    run = Run(backend, base, record, Path(dir) if dir else None)
+    run = Run(backend, base, record, Path(dir) if dir else None, create)
     _ACTIVE.add(run)
     _CURRENT[0] = run
     return run
@@ -448,6 +512,85 @@ def _check_init_arguments(resume: Any, tags: Any, run_id: Any) -> str | None:
     if run_id is not None:
         checks.name_part(run_id, "id")
     return None if resume is None else str(resume)
+
+
+def _create(backend: Backend, path: RunPath, new: NewRun, wait: float) -> RunRecord | CommError:
+    """Create the run, trying again while the backend cannot be reached, for at most ``wait``
+    seconds (on a thread, so that a hanging connection cannot hold ``init`` longer); the last
+    ``CommError`` if it did not answer in time. Other errors are raised."""
+    deadline = time.monotonic() + wait
+    outcome: list[RunRecord | Exception] = []
+
+    def attempt() -> None:
+        delay = 0.05
+        while True:
+            try:
+                outcome.append(backend.create_run(path, new))
+                return
+            except CommError as exc:
+                if time.monotonic() + delay >= deadline:
+                    outcome.append(exc)
+                    return
+            except Exception as exc:  # noqa: BLE001 - raised on the caller's thread
+                outcome.append(exc)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    thread = threading.Thread(target=attempt, name=f"runbase-init-{path.run_id}", daemon=True)
+    thread.start()
+    thread.join(wait)
+    if not outcome:
+        return CommError(f"no answer within {wait:g}s")
+    result = outcome[0]
+    if isinstance(result, CommError | RunRecord):
+        return result
+    raise result
+
+
+def _check_spooled_start(
+    path: RunPath, resume: str | None, spool: Spool, why: RunbaseError
+) -> None:
+    """A run can start without its backend only as a new run with an empty spool: resuming
+    needs the stored run's last step and index, and an older spool must be stored first.
+    Else ``why``'s class is raised (``CommError``: unreachable; ``InvalidInput``: offline)."""
+    if resume is not None:
+        raise type(why)(f"cannot resume {path} (resume={resume!r}) without the backend: {why}")
+    if spool.entries():
+        raise type(why)(
+            f"cannot start {path} without the backend ({why}): {spool.dir} holds batches of "
+            "an earlier process; upload them with `runbase sync` first"
+        )
+
+
+def _stand_in(path: RunPath, new: NewRun) -> RunRecord:
+    """The record of a run not created yet: what ``init`` was given, nothing logged."""
+    now = time.time()
+    return RunRecord(
+        storage_id=0,
+        entity=path.entity,
+        project=path.project,
+        run_id=path.run_id,
+        display_name=new.display_name or path.run_id,
+        state="running",
+        config=copy_document(new.config),
+        summary={},
+        system_metrics={},
+        metadata=new.metadata,
+        tags=new.tags,
+        notes=new.notes,
+        group=new.group,
+        job_type=new.job_type,
+        sweep=new.sweep,
+        username=new.username or path.entity,
+        created_at=now,
+        heartbeat_at=now,
+        updated_at=now,
+        history_line_count=0,
+        system_line_count=0,
+        last_step=None,
+        exit_code=None,
+    )
 
 
 def _store_spooled(backend: Backend, spool: Spool) -> bool:

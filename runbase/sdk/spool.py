@@ -10,8 +10,10 @@ removed once its batch is stored. Each file is self-describing JSON (encoded wit
      "run_id": ...}, "stream": "default", "rows": [[idx, step, [keys], text], ...],
      "latest": {...}}
 
-Other kinds: ``config`` (``changes``), ``run`` (``display_name``), ``file`` (``name``, and
-``source``: the local file, read when stored), ``finish`` (``state``, ``exit_code``).
+Other kinds: ``create`` (the ``NewRun`` fields: the run was started offline or while its
+server could not be reached, and must be created before anything else is stored), ``config``
+(``changes``), ``run`` (``display_name``), ``file`` (``name``, and ``source``: the local file,
+read when stored), ``finish`` (``state``, ``exit_code``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import orjson
 from typing_extensions import assert_never
 
 from runbase import documents
-from runbase.backend.base import HistoryRow, RunPath
+from runbase.backend.base import HistoryRow, NewRun, RunPath
 from runbase.errors import InvalidInput
 
 FORMAT = "runbase-spool/1"
@@ -41,6 +43,13 @@ class History:
     stream: str
     rows: list[HistoryRow]
     latest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Create:
+    """The run itself, to create before its other batches (its ``resume`` is None)."""
+
+    new: NewRun
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,9 @@ class Finish:
     exit_code: int
 
 
-Batch = History | ConfigChange | RunChange | FileSave | Finish
+Batch = Create | History | ConfigChange | RunChange | FileSave | Finish
 KINDS: dict[type[Any], str] = {
+    Create: "create",
     History: "history",
     ConfigChange: "config",
     RunChange: "run",
@@ -92,6 +102,14 @@ def to_record(path: RunPath, batch: Batch) -> dict[str, Any]:
                 rows=[[idx, step, list(keys), text] for idx, step, keys, text in batch.rows],
                 latest=documents.tag(batch.latest),
             )
+        case Create():
+            fields = asdict(batch.new)
+            fields.update(
+                tags=list(batch.new.tags),
+                config=documents.tag(batch.new.config),
+                metadata=documents.tag(batch.new.metadata),
+            )
+            record["run"] = fields
         case ConfigChange():
             record["changes"] = documents.tag(batch.changes)
         case RunChange():
@@ -112,7 +130,10 @@ def from_record(record: dict[str, Any]) -> tuple[RunPath, Batch]:
     path = RunPath(**record["path"])
     kind = record.get("kind")
     batch: Batch
-    if kind == "history":
+    if kind == "create":
+        fields = record["run"]
+        batch = Create(NewRun(**{**fields, "tags": tuple(fields["tags"])}))
+    elif kind == "history":
         rows = [HistoryRow(i, step, tuple(keys), text) for i, step, keys, text in record["rows"]]
         batch = History(record["stream"], rows, record["latest"])
     elif kind == "config":
@@ -131,10 +152,20 @@ def from_record(record: dict[str, Any]) -> tuple[RunPath, Batch]:
 class Spool:
     """The on-disk queue of one run's batches, oldest first, keyed by sequence number."""
 
-    def __init__(self, data_dir: Path, path: RunPath) -> None:
+    def __init__(self, data_dir: Path, path: RunPath, directory: Path | None = None) -> None:
         self.path = path
-        self.dir = spool_dir(data_dir, path)
+        self.dir = Path(directory) if directory is not None else spool_dir(data_dir, path)
         self._files: dict[int, Path] = {}  # what this object has listed or written
+
+    @classmethod
+    def at(cls, directory: Path) -> Spool:
+        """The spool in ``directory``, wherever it was moved (its records name the run);
+        ``InvalidInput`` if it holds no batch."""
+        files = sorted(Path(directory).glob("*-*.json"))
+        if not files:
+            raise InvalidInput(f"{directory} holds no spooled batch")
+        path, _ = from_record(documents.decode(files[0].read_bytes()))
+        return cls(Path(directory), path, directory)
 
     def entries(self) -> list[tuple[int, str]]:
         """``(sequence, kind)`` of every waiting batch, in order."""

@@ -8,8 +8,17 @@ applies each row (decoded from its text) and summary change to it in order, and 
 carries copies of the values of the top-level keys it touched. Nothing is shared with the
 logging thread.
 
-A batch is never dropped. One that fails is retried, with exponential backoff up to a cap and
-jitter, for as long as the run lives; the batches behind it wait, in order. When the backlog
+A batch is never dropped. One that fails for a reason that may pass (``CommError``: the server
+unreachable, a timeout, a 5xx or a 429; or anything that is not a ``RunbaseError``) is retried,
+with exponential backoff up to a cap and jitter, for as long as the run lives; the batches
+behind it wait, in order. One refused for good (a ``RunbaseError`` with a 4xx status other
+than 429: ``InvalidInput``, ``Unauthorized``, ``Forbidden``, ``NotFound``, ``Conflict``...)
+halts the writer: it sends nothing more, moves what waits in memory to the spool and keeps
+spooling what comes, and ``halted`` says why (``runbase sync`` uploads the spool later).
+Without a backend (offline) every batch goes straight to the spool.
+
+A run started offline or while its server could not be reached begins with a ``Create``
+batch: nothing else is sent (not even a heartbeat) until it is stored. When the backlog
 holds more than ``memory_rows`` rows or ``memory_bytes`` bytes, new batches wait on disk, in
 the run's spool (``runbase.sdk.spool``). ``close`` waits at most ``drain_timeout`` seconds for
 the backlog to drain, then leaves what is left in the spool and says so.
@@ -26,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -34,11 +43,13 @@ from typing import Any
 import orjson
 from typing_extensions import assert_never
 
-from runbase.backend.base import Backend, HistoryRow, RunChanges, RunPath, file_chunks
+from runbase.backend.base import Backend, HistoryRow, NewRun, RunChanges, RunPath, file_chunks
 from runbase.documents import decode_row
+from runbase.errors import CommError, Conflict, NotFound, RunbaseError
 from runbase.sdk.spool import (
     Batch,
     ConfigChange,
+    Create,
     FileSave,
     Finish,
     History,
@@ -106,18 +117,40 @@ class Unstored:
     changes: int
     spool: Path
     error: str | None
+    halted: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.system_rows or self.changes)
 
     def message(self, path: RunPath) -> str:
+        if self.halted is not None:
+            return halted_message(path, self.halted, self.spool)
         return (
             f"runbase: {self.rows} rows, {self.system_rows} system rows and {self.changes} other "
             f"changes (config, name, files, the end state) of {path} could not be stored (last "
             f"error: {self.error}); they wait in {self.spool} and are stored first when the run "
             f"is resumed (runbase.init(entity={path.entity!r}, project={path.project!r}, "
-            f"id={path.run_id!r}, resume='allow')). The run is not marked finished."
+            f"id={path.run_id!r}, resume='allow')) or uploaded by `runbase sync {self.spool}`. "
+            "The run is not marked finished."
         )
+
+
+def halted_message(path: RunPath, error: str, spool: Path) -> str:
+    return (
+        f"runbase: the backend refused to store {path} ({error}); retrying cannot fix that, so "
+        f"nothing more of it is sent. Everything it logs from now on waits in {spool}: once the "
+        f"cause is fixed, upload it with `runbase sync {spool}`."
+    )
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying cannot fix ``exc``: a ``RunbaseError`` with a 4xx status but 429."""
+    return (
+        isinstance(exc, RunbaseError)
+        and not isinstance(exc, CommError)
+        and 400 <= exc.status < 500
+        and exc.status != 429
+    )
 
 
 class _LastOfShape:
@@ -155,7 +188,9 @@ class Writer:
     ``items`` takes default-stream ``(HistoryRow, flags)`` tuples and ``SummaryChange``,
     ``ConfigChange``, ``RunChange``, ``FileSave`` and ``Finish`` values; ``system`` takes
     ``(HistoryRow, metrics)`` pairs. What is put there belongs to the writer. ``summary`` is
-    the stored summary the run starts from (copied).
+    the stored summary the run starts from (copied). ``backend`` None (offline) spools every
+    batch; ``create`` (a run not created yet) is spooled as the first batch, before the thread
+    starts.
 
     The retry and memory limits are attributes, read as the thread goes: ``backoff_start``,
     ``backoff_cap``, ``drain_timeout``, ``memory_rows``, ``memory_bytes``.
@@ -163,13 +198,14 @@ class Writer:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | None,
         path: RunPath,
         summary: dict[str, Any],
         spool: Spool,
         poll: float = 0.05,
         heartbeat: float = 5.0,
         drain_timeout: float = DRAIN_TIMEOUT,
+        create: NewRun | None = None,
     ) -> None:
         self.backend = backend
         self.path = path
@@ -202,14 +238,19 @@ class Writer:
         self._stopping = False
         self._wake = threading.Event()
         self._unstored: Unstored | None = None
+        self.halted: str | None = None  # why the backend refused for good; nothing is sent
+        self._uncreated = False  # a Create batch waits: send nothing else, not even a beat
+        if create is not None:
+            self._add(Create(create))
         self._thread = threading.Thread(target=self._loop, name=f"runbase-writer-{path.run_id}")
         self._thread.daemon = True
         self._thread.start()
 
     # the logging thread's side
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is stored; False if that took longer than
-        ``timeout`` (default ``drain_timeout``) seconds and the writer is still retrying."""
+        """Wait until everything queued so far is stored (in the spool, when the writer does
+        not send: offline or halted); False if that took longer than ``timeout`` (default
+        ``drain_timeout``) seconds and the writer is still retrying."""
         if not self._thread.is_alive():
             return self._unstored is None or not self._unstored
         mark = FlushMark()
@@ -243,13 +284,21 @@ class Writer:
                 if self._stopping and self._done_or_late():
                     return
                 quiet = time.monotonic() - self._last_write > self.heartbeat_every
-                if quiet and not self._stopping and not self._failures:
+                if quiet and not self._stopping and not self._failures and self._created():
                     self._beat()
         finally:
             self._stop()
 
+    @property
+    def sending(self) -> bool:
+        """Whether batches are sent to a backend (not offline, not halted)."""
+        return self.backend is not None and self.halted is None
+
+    def _created(self) -> bool:
+        return self.sending and not self._uncreated
+
     def _pause(self) -> float:
-        if not self._backlogged():
+        if not self._backlogged() or not self.sending:
             return self.poll
         pause = min(self.poll, max(0.0, self._retry_at - time.monotonic()))
         if self._deadline is not None:
@@ -260,6 +309,8 @@ class Writer:
         return bool(self._memory or self._spooled)
 
     def _done_or_late(self) -> bool:
+        if not self.sending:  # what is left goes to the spool
+            return True
         if not self._backlogged() and not self.items and not self.system:
             return True
         return self._deadline is not None and time.monotonic() >= self._deadline
@@ -268,11 +319,7 @@ class Writer:
         """Leave what is not stored in the spool and record how much it is."""
         try:
             self._collect()
-            while self._memory:
-                seq, batch, _, _ = self._memory[0]
-                self.spool.write(seq, batch)
-                self._memory.popleft()
-                self._spooled.append(seq)
+            self._spool_memory()
         except OSError as exc:
             log.error("runbase: could not spool what %s has not stored: %s", self.path, exc)
             self.last_error = f"{self.last_error}; spooling: {exc}"
@@ -283,9 +330,21 @@ class Writer:
             self._waiting["changes"],
             self.spool.dir,
             self.last_error,
+            self.halted,
         )
 
+    def _spool_memory(self) -> None:
+        while self._memory:
+            seq, batch, rows, size = self._memory[0]
+            self.spool.write(seq, batch)
+            self._memory.popleft()
+            self._memory_rows -= rows
+            self._memory_bytes -= size
+            self._spooled.append(seq)
+        self._spooled = deque(sorted(self._spooled))
+
     def _beat(self) -> None:
+        assert self.backend is not None
         try:
             self.backend.heartbeat(self.path)
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop logging
@@ -357,8 +416,12 @@ class Writer:
         rows = len(batch.rows) if isinstance(batch, History) else 0
         size = sum(map(len, map(_text_of, batch.rows))) if isinstance(batch, History) else 0
         self._count(batch, 1)
+        if type(batch) is Create:
+            self._uncreated = True
         if (
-            self._spooled
+            not self.sending
+            or type(batch) is Create  # on disk at once: the run exists nowhere else
+            or self._spooled
             or self._memory_rows + rows > self.memory_rows
             or self._memory_bytes + size > self.memory_bytes
         ):
@@ -390,13 +453,20 @@ class Writer:
 
     def _store(self) -> None:
         """Store batches, oldest first, until one fails or none is left."""
-        while self._backlogged() and time.monotonic() >= self._retry_at:
+        while self.backend is not None and self.sending and self._backlogged() and (
+            time.monotonic() >= self._retry_at
+        ):  # fmt: skip
             seq, batch, spooled = self._head()
             try:
                 send(self.backend, self.path, batch)
-            except Exception as exc:  # noqa: BLE001 - retried until stored
-                self._failed(exc)
+            except Exception as exc:  # noqa: BLE001 - retried until stored, unless permanent
+                if is_permanent(exc):
+                    self._halt(exc)
+                else:
+                    self._failed(exc)
                 return
+            if type(batch) is Create:
+                self._uncreated = False
             if spooled:
                 self._spooled.popleft()
                 self._spool_head = None
@@ -413,9 +483,21 @@ class Writer:
             self._release_marks()
             self._collect()
 
+    def _halt(self, exc: Exception) -> None:
+        """Stop sending for good: what waits in memory goes to the spool, and so does what
+        comes (the run's ``log`` warns once, from the logging thread)."""
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.debug("runbase: storing %s stopped: %s", self.path, self.last_error)
+        try:
+            self._spool_memory()
+        except OSError as err:  # kept in memory, as for any batch the disk refuses
+            log.error("runbase: could not spool what %s has not stored: %s", self.path, err)
+        self.halted = self.last_error
+        self._release_marks()
+
     def _failed(self, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
-        if not self._failures:
+        if not self._failures and not self._uncreated:  # init has warned about that one
             log.warning("runbase: could not store %s (%s); retrying", self.path, self.last_error)
         self._failures += 1
         delay = min(self.backoff_cap, self.backoff_start * 2 ** min(self._failures - 1, 30))
@@ -424,7 +506,8 @@ class Writer:
     def _release_marks(self) -> None:
         if not self._marks:
             return
-        oldest = self._oldest_waiting()
+        # not sending: what was collected is on disk (or kept in memory if the disk refused)
+        oldest = self._oldest_waiting() if self.sending else self._next_seq
         for mark in [mark for mark in self._marks if mark.before <= oldest]:
             mark.done.set()
             self._marks.remove(mark)
@@ -439,6 +522,8 @@ class Writer:
 def send(backend: Backend, path: RunPath, batch: Batch) -> None:
     """Store one batch (a retried batch is stored once: rows carry their index)."""
     match batch:
+        case Create():
+            create_run(backend, path, batch.new)
         case History():
             backend.append_history(path, batch.stream, batch.rows, batch.latest)
         case ConfigChange():
@@ -457,6 +542,27 @@ def send(backend: Backend, path: RunPath, batch: Batch) -> None:
             backend.finish_run(path, batch.state, batch.exit_code)
         case _:
             assert_never(batch)
+
+
+def create_run(backend: Backend, path: RunPath, new: NewRun) -> None:
+    """Create a run that was started without its backend, as ``resume="allow"`` so that a
+    retry, or a second ``runbase sync`` of the same spool, finds it and goes on. ``Conflict``
+    when another run of that path (other metadata) already holds history: its rows would
+    collide with the spooled ones."""
+    try:
+        stored = backend.get_run(path)
+    except NotFound:
+        stored = None
+    if (
+        stored is not None
+        and (stored.history_line_count or stored.system_line_count)
+        and stored.metadata != new.metadata
+    ):
+        raise Conflict(
+            f"run {path} already exists with history; the run spooled under that path cannot "
+            "be stored into it"
+        )
+    backend.create_run(path, replace(new, resume="allow"))
 
 
 def replay(backend: Backend, spool: Spool, resuming: bool = True) -> int:
