@@ -110,31 +110,65 @@ def server(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
     ] = None,
+    files: Annotated[
+        str | None,
+        typer.Option("--files", help="s3://bucket/prefix for file bytes (default: the data dir)."),
+    ] = None,
+    max_file_size: Annotated[
+        int | None, typer.Option("--max-file-size", min=0, help="Largest upload, in bytes.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
 ) -> None:
     """Serve the store over HTTP (the native API under /api/v1) until stopped."""
     import uvicorn
 
     from runbase.backend import close_backends, open_accounts, open_backend
     from runbase.server import create_app
+    from runbase.server.access import log_to_stderr
 
     # the server itself always works on the store, whatever base URL its environment names
-    settings = Settings.load(database_url=db, dir=data_dir).with_(base_url=None)
+    settings = Settings.load(
+        database_url=db, dir=data_dir, files=files, max_file_size=max_file_size
+    ).with_(base_url=None)
     backend = open_backend(settings)
     accounts = open_accounts(settings)
     admin_key = accounts.bootstrap(settings.default_entity)
     if admin_key is not None:
         typer.echo(f"Created the admin user {settings.default_entity!r}. Its API key, shown only "
                    f"this once (`runbase key create` makes more):\n{admin_key}")  # fmt: skip
+    log_to_stderr()
+    app: Any = APP_FACTORY  # each worker process builds its app from the settings passed on
+    if workers > 1:
+        close_backends()
+        _pass_on(settings)
+    else:
+        app = create_app(backend, accounts, max_file_size=settings.max_file_size)
     # uvicorn stops on SIGINT/SIGTERM, then raises the signal again for the handler it found:
     # a handler that does nothing lets the stop end here, backends closed, with status 0
     stops = (signal.SIGINT, signal.SIGTERM)
     previous = {stop: signal.signal(stop, _stopped) for stop in stops}
     try:
-        uvicorn.run(create_app(backend, accounts), host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                    workers=workers, factory=workers > 1)  # fmt: skip
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
         close_backends()
+
+
+APP_FACTORY = "runbase.server.app:app_from_environment"
+
+
+def _pass_on(settings: Settings) -> None:
+    """Put the server's settings in the environment its worker processes inherit."""
+    import os
+
+    values = {"dir": settings.data_dir, "database_url": settings.database_url,
+              "files": settings.files, "max_file_size": settings.max_file_size}  # fmt: skip
+    for name, value in values.items():
+        if value is not None:
+            os.environ[f"RUNBASE_{name.upper()}"] = str(value)
+    os.environ.pop("RUNBASE_BASE_URL", None)
 
 
 def _stopped(signum: int, frame: Any) -> None:

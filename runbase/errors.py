@@ -9,7 +9,8 @@ RunbaseError
 ├── Conflict             a write that contradicts stored state (e.g. ``resume="never"``)
 ├── ReadOnly             an update of a read-only object
 ├── Unauthorized
-└── Forbidden
+├── Forbidden
+└── PayloadTooLarge      a request body (a file, a JSON body) over the server's limit
 
 Each error has an HTTP ``status`` and a stable ``code`` so that it can cross the wire intact.
 """
@@ -73,6 +74,11 @@ class Unauthorized(RunbaseError):
 class Forbidden(RunbaseError):
     status = 403
     code = "forbidden"
+
+
+class PayloadTooLarge(RunbaseError):
+    status = 413
+    code = "payload_too_large"
 
 
 def error_for_code(code: str) -> type[RunbaseError]:

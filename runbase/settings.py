@@ -50,7 +50,10 @@ class Settings:
     heartbeat_timeout: float = 60.0
     finish_timeout: float = 30.0
     init_timeout: float = 5.0
+    http_timeout: float = 30.0
     sweep_id: str | None = None
+    files: str | None = None
+    max_file_size: int = 10 << 30
 
     @property
     def data_dir(self) -> Path:
@@ -110,6 +113,13 @@ class Settings:
 
 
 def _coerce(name: str, type_name: Any, raw: str) -> Any:
+    if str(type_name) == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{ENV_PREFIX}{name.upper()} must be an integer, not {raw!r}"
+            ) from None
     if "float" in str(type_name):
         try:
             return float(raw)

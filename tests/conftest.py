@@ -90,3 +90,64 @@ def data_dir(tmp_path, monkeypatch, database_url):
 def backend(data_dir):
     """The backend over the test's store, as the SDK and the API see it."""
     return open_backend(Settings.load())
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A real S3-protocol server on 127.0.0.1 (moto's standalone server, as a process) with
+    one bucket, ``runbase-tests``; its URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/moto-api/", timeout=1.0)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("moto's server did not start") from None
+                time.sleep(0.1)
+        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        client.create_bucket(Bucket=S3_BUCKET)
+        client.close()
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+S3_BUCKET = "runbase-tests"
+
+
+@pytest.fixture
+def s3_files(s3_endpoint, monkeypatch, request):
+    """``s3://bucket/prefix`` of a prefix of its own for this test, with the AWS settings of
+    the environment pointing at the test S3 server."""
+    import uuid
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return f"s3://{S3_BUCKET}/tests-{uuid.uuid4().hex[:12]}"

@@ -25,7 +25,8 @@ class Api:
     """Queries runs, projects and sweeps.
 
     ``overrides`` sets defaults: ``entity``, ``project``, ``run`` and ``base_url`` (and any
-    other setting). One Api caches what it fetched; ``flush()`` clears the cache.
+    other setting). ``timeout`` is how many seconds one request to a server may take. One Api
+    caches what it fetched; ``flush()`` clears the cache.
     """
 
     def __init__(
@@ -38,6 +39,8 @@ class Api:
     ) -> None:
         overrides = dict(overrides or {})
         known = {k: v for k, v in overrides.items() if k in SETTING_NAMES}
+        if timeout is not None:
+            known["http_timeout"] = timeout
         settings = Settings.load(**{**known, "api_key": api_key or known.get("api_key")})
         self._settings = settings
         self.timeout = timeout

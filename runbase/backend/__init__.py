@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Backend", "RunPath", "close_backends", "open_accounts", "open_backend"]
 
 _OPEN: dict[Settings, Backend] = {}
-_STORES: dict[tuple[str | None, str], Store] = {}
+_STORES: dict[tuple[str | None, str, str | None], Store] = {}
 _REMOTE: list[Backend] = []
 _LOCK = threading.Lock()
 
@@ -45,7 +45,12 @@ def _open(settings: Settings) -> Backend:
     if settings.base_url and settings.mode == "online" and not settings.database_url:
         from runbase.backend.http import HttpBackend
 
-        remote = HttpBackend(settings.base_url, entity=settings.entity, api_key=settings.api_key)
+        remote = HttpBackend(
+            settings.base_url,
+            entity=settings.entity,
+            timeout=settings.http_timeout,
+            api_key=settings.api_key,
+        )
         _REMOTE.append(remote)
         return remote
     from runbase.backend.local import LocalBackend
@@ -56,10 +61,12 @@ def _open(settings: Settings) -> Backend:
 def _store(settings: Settings) -> Store:
     from runbase.store import Store
 
-    where = (settings.database_url, str(settings.data_dir))
+    where = (settings.database_url, str(settings.data_dir), settings.files)
     store = _STORES.get(where)
     if store is None:
-        store = _STORES[where] = Store.open(settings.database_url, settings.data_dir)
+        store = _STORES[where] = Store.open(
+            settings.database_url, settings.data_dir, settings.files
+        )
     return store
 
 

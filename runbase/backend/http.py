@@ -8,6 +8,7 @@ raise ``CommError`` holding the cause. History batches travel gzip-compressed.
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -37,7 +38,7 @@ from runbase.backend.base import (
     check_path,
     check_run_changes,
 )
-from runbase.errors import CommError, RunbaseError, error_for_code
+from runbase.errors import CommError, InvalidInput, RunbaseError, error_for_code
 
 API = "/api/v1"
 JSON = {"content-type": "application/json"}
@@ -169,9 +170,17 @@ class HttpBackend(Backend):
 
     # files
     def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:
+        """Chunks given as bytes or a list go with their size and md5, which the server
+        checks before it stores the file; any others are checked against the server's
+        record once sent (``CommError`` when it differs)."""
         where = _run_url(path, "files", *name.split("/"))
-        found = self._send("PUT", where, content=iter(chunks))
-        return wire.record(FileRecord, wire.loads(found.content))
+        sent = _Sent()
+        found = self._send("PUT", where, content=sent.chunks(chunks), headers=_announce(chunks))
+        record = wire.record(FileRecord, wire.loads(found.content))
+        if (record.size, record.md5) != (sent.size, sent.md5.hexdigest()):
+            raise CommError(f"{name!r} was stored as {record.size} bytes with md5 "
+                            f"{record.md5}, not the {sent.size} bytes sent")  # fmt: skip
+        return record
 
     def list_files(
         self, path: RunPath, names: list[str], per_page: int, cursor: str | None
@@ -259,6 +268,35 @@ def _error(response: httpx.Response) -> RunbaseError:
     if cls is RunbaseError or issubclass(cls, CommError):
         return CommError(message, cause)
     return cls(message)
+
+
+class _Sent:
+    """Size and md5 of an upload's chunks as they go."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.md5 = hashlib.md5()
+
+    def chunks(self, chunks: Chunks) -> Iterator[bytes]:
+        for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
+            if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                raise InvalidInput(f"file chunks must be bytes, not {type(chunk).__name__}")
+            self.size += len(chunk)
+            self.md5.update(chunk)
+            yield bytes(chunk)
+
+
+def _announce(chunks: Chunks) -> dict[str, str]:
+    """The size and md5 headers of chunks known before they are sent (bytes, a list)."""
+    if isinstance(chunks, bytes):
+        chunks = [chunks]
+    if not isinstance(chunks, (list, tuple)) or not all(isinstance(c, bytes) for c in chunks):
+        return {}
+    md5 = hashlib.md5()
+    for chunk in chunks:
+        md5.update(chunk)
+    size = sum(map(len, chunks))
+    return {"content-length": str(size), "x-runbase-md5": md5.hexdigest()}
 
 
 def _body_chunks(response: httpx.Response) -> Iterator[bytes]:

@@ -225,8 +225,8 @@ class LocalBackend(Backend):
 
     def read_file(self, path: RunPath, name: str) -> Iterator[bytes]:
         with self.store.read() as conn:
-            blob = file_store.find_blob(self.store, conn, self._pk(path), name)
-        return _comm_errors(file_store.read_chunks(blob, CHUNK_SIZE))
+            key = file_store.find_blob(conn, self._pk(path), name)
+        return _comm_errors(file_store.read_chunks(self.store, key, CHUNK_SIZE))
 
     def delete_file(self, path: RunPath, name: str) -> None:
         pk = self._pk(path)

@@ -14,18 +14,32 @@ from starlette.responses import JSONResponse, Response
 from runbase.backend.accounts import Accounts
 from runbase.backend.base import Backend
 from runbase.errors import InvalidInput, NotFound, RunbaseError
+from runbase.server.access import AccessLog
 from runbase.server.auth import FailureLimiter
+from runbase.server.limits import MAX_BODY_SIZE
 from runbase.server.routes import router
+from runbase.settings import Settings
 
 
-def create_app(backend: Backend, accounts: Accounts | None = None) -> FastAPI:
+def create_app(
+    backend: Backend,
+    accounts: Accounts | None = None,
+    *,
+    max_file_size: int = Settings.max_file_size,
+    max_body_size: int = MAX_BODY_SIZE,
+) -> FastAPI:
     """The server's application over ``backend`` (which it does not close).
 
     With ``accounts`` each request of the API authenticates with an API key and works on
-    what its user may see; without, every request acts as the backend's own user."""
+    what its user may see; without, every request acts as the backend's own user. Uploads
+    past ``max_file_size`` bytes and JSON bodies past ``max_body_size`` answer 413. Each
+    request is logged on ``runbase.access``."""
     app = FastAPI(title="runbase", summary="The native JSON API of a runbase server.")
     app.state.backend = backend
     app.state.accounts = accounts
+    app.state.max_file_size = max_file_size
+    app.state.max_body_size = max_body_size
+    app.add_middleware(AccessLog)
     app.state.failures = FailureLimiter()
     app.include_router(router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
@@ -34,6 +48,18 @@ def create_app(backend: Backend, accounts: Accounts | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application a worker of ``runbase server --workers N`` serves: over the store the
+    ``RUNBASE_*`` settings of its environment name, with API keys, access log on stderr."""
+    from runbase.backend import open_accounts, open_backend
+    from runbase.server.access import log_to_stderr
+
+    log_to_stderr()
+    settings = Settings.load().with_(base_url=None)
+    backend, accounts = open_backend(settings), open_accounts(settings)
+    return create_app(backend, accounts, max_file_size=settings.max_file_size)
 
 
 def healthz() -> dict[str, bool]:

@@ -162,3 +162,11 @@ class SweepBody(Body):
     def value(self) -> dict[str, Any]:
         untagged: dict[str, Any] = documents.untag(self.config)
         return untagged
+
+
+class ErrorBody(BaseModel):
+    """What every error answer holds: a stable ``code`` (see ``runbase.errors``) and a
+    message that names the problem."""
+
+    code: str
+    message: str

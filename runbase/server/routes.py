@@ -7,7 +7,6 @@ operations over a project carry ``entity`` and ``project`` in the query or the b
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
@@ -15,14 +14,16 @@ import anyio.from_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from runbase.backend.base import Backend, RunPath
 from runbase.backend.wire import dumps
 from runbase.server.auth import authorize
+from runbase.server.limits import checked_upload, read_body
 from runbase.server.models import (
     AppendBody,
     DocumentBody,
+    ErrorBody,
     FinishBody,
     NewRunBody,
     RunChangesBody,
@@ -38,10 +39,9 @@ PREFIX = "/api/v1"
 RUN = "/runs/{entity}/{project}/{run_id}"
 
 
-class WireResponse(Response):
-    """JSON written by ``wire.dumps``: records as objects, NaN and infinities tagged."""
-
-    media_type = "application/json"
+class WireResponse(JSONResponse):
+    """JSON written by ``wire.dumps``: records as objects, NaN and infinities tagged. A
+    ``JSONResponse`` so that the OpenAPI document says JSON (of any shape), not a string."""
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
@@ -52,10 +52,7 @@ class GzipRequest(Request):
 
     async def body(self) -> bytes:
         if not hasattr(self, "_body"):
-            body = await super().body()
-            if "gzip" in self.headers.getlist("content-encoding"):
-                body = gzip.decompress(body)
-            self._body = body
+            self._body = await read_body(self, self.app.state.max_body_size)
         return self._body
 
 
@@ -70,7 +67,10 @@ class ApiRoute(APIRoute):
             refused = await authorize(request)
             if refused is not None:
                 return refused
-            return await handler(GzipRequest(request.scope, request.receive))
+            request = GzipRequest(request.scope, request.receive)
+            if self.body_field is not None:  # read here, so that a body too large answers 413
+                await request.body()
+            return await handler(request)
 
         return api_handler
 
@@ -89,7 +89,23 @@ Store = Annotated[Backend, Depends(_backend)]
 Path = Annotated[RunPath, Depends(_run_path)]
 Names = Annotated[list[str] | None, Query(alias="name")]
 
-router = APIRouter(prefix=PREFIX, route_class=ApiRoute, default_response_class=WireResponse)
+# the answers any route may give besides its own, as the OpenAPI document lists them
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Invalid input: the message names the part",
+        401: "No valid API key",
+        403: "Not allowed with this key (read-only, or not an admin)",
+        404: "Not found, or another entity's",
+        409: "Conflicts with what is stored",
+        413: "The body or file is larger than the server's limit",
+        429: "Too many failed attempts: retry after ``Retry-After`` seconds",
+    }.items()
+}
+
+router = APIRouter(
+    prefix=PREFIX, route_class=ApiRoute, default_response_class=WireResponse, responses=ERRORS
+)
 
 
 @router.get("/entity")
@@ -180,8 +196,11 @@ def sample_histories(backend: Store, body: SampleManyBody) -> Response:
 # files
 @router.put(RUN + "/files/{name:path}")
 async def put_file(backend: Store, path: Path, name: str, request: Request) -> Response:
-    """The request body is the file's bytes, streamed to the backend as it arrives."""
-    record = await run_in_threadpool(backend.put_file, path, name, _body_chunks(request))
+    """The request body is the file's bytes, streamed to the backend as it arrives; its size
+    and md5 are checked against ``Content-Length`` and ``X-Runbase-MD5`` (or ``Content-MD5``)
+    when sent."""
+    chunks = checked_upload(_body_chunks(request), request.headers, request.app.state.max_file_size)
+    record = await run_in_threadpool(backend.put_file, path, name, chunks)
     return WireResponse(record)
 
 

@@ -21,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, text
 
 from runbase.errors import CommError, RunbaseError
+from runbase.store.blobs import BlobStore, open_blobs
 from runbase.store.dialect import Dialect, dialect_for, sqlite_module
 from runbase.store.migrations import migrate
 
@@ -33,12 +34,12 @@ ANALYZE_FROM = 1000  # runs below which the planner needs no statistics
 
 class Store:
     """One database. ``write_fn(fn)`` runs ``fn(conn)`` in a write transaction; ``read()``
-    gives a read transaction."""
+    gives a read transaction; ``blobs`` holds the bytes of files."""
 
-    def __init__(self, engine: Engine, dialect: Dialect, files_dir: Path) -> None:
+    def __init__(self, engine: Engine, dialect: Dialect, blobs: BlobStore) -> None:
         self.engine = engine
         self.dialect = dialect
-        self.files_dir = files_dir
+        self.blobs = blobs
         self.scan_runs = False
         self._statistics_read = -STATISTICS_EVERY
         self._writer = _SingleWriter(engine) if dialect.single_writer else None
@@ -53,12 +54,14 @@ class Store:
             raise
 
     @classmethod
-    def open(cls, database_url: str | None, data_dir: Path) -> Store:
-        """Open (and create or migrate) the database; SQLite under ``data_dir`` by default."""
+    def open(cls, database_url: str | None, data_dir: Path, files: str | None = None) -> Store:
+        """Open (and create or migrate) the database; SQLite under ``data_dir`` by default.
+        File bytes go where ``files`` says (``s3://bucket/prefix``), else under ``data_dir``."""
         data_dir.mkdir(parents=True, exist_ok=True)
         url = database_url or f"sqlite:///{data_dir / 'runbase.db'}"
         dialect = dialect_for(url)
-        return cls(dialect.create_engine(url), dialect, data_dir / "files")
+        blobs = open_blobs(files, data_dir / "files")
+        return cls(dialect.create_engine(url), dialect, blobs)
 
     def write_fn(self, fn: Callable[[Connection], T]) -> T:
         """``fn(conn)`` inside one write transaction; its result, or its exception raised

@@ -1,14 +1,12 @@
-"""Files saved with a run: metadata in the database, bytes under the data directory."""
+"""Files saved with a run: metadata in the database, bytes in the store's ``BlobStore`` (the
+data directory, or object storage)."""
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, delete, func, select
@@ -32,37 +30,19 @@ def check_name(name: Any) -> str:
     return "/".join(parts)
 
 
-def blob_path(store: Store, pk: int, name: str) -> Path:
-    return store.files_dir / str(pk) / check_name(name)
+def blob_key(pk: int, name: str) -> str:
+    return f"{pk}/{check_name(name)}"
 
 
 def write_blob(store: Store, pk: int, name: str, chunks: Iterable[bytes]) -> Record:
-    """Stream the chunks into the file (atomically replacing an older version) and return its
-    metadata; the bytes are never held whole."""
+    """Stream the chunks into the file (replacing an older version only once every chunk has
+    arrived) and return its metadata; the bytes are never held whole."""
     name = check_name(name)
-    target = blob_path(store, pk, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.md5()
-    size = 0
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-        try:
-            for chunk in chunks:
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise InvalidInput(f"file chunks must be bytes, not {type(chunk).__name__}")
-                tmp.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            tmp.close()
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, target)
+    size, md5 = store.blobs.write(blob_key(pk, name), chunks)
     return {
         "name": name,
         "size": size,
-        "md5": digest.hexdigest(),
+        "md5": md5,
         "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream",
         "updated_at": time.time(),
     }
@@ -94,23 +74,20 @@ def count(conn: Connection, pk: int, names: list[str]) -> int:
     return found
 
 
-def find_blob(store: Store, conn: Connection, pk: int, name: str) -> Path:
-    """Where the stored file lies; ``NotFound`` when the run has no such file."""
+def find_blob(conn: Connection, pk: int, name: str) -> str:
+    """The stored file's blob key; ``NotFound`` when the run has no such file."""
     name = check_name(name)
     found = conn.execute(
         select(files.c.id).where(files.c.run_pk == pk, files.c.name == name)
     ).first()
-    path = blob_path(store, pk, name)
-    if found is None or not path.is_file():
+    if found is None:
         raise NotFound(f"file {name!r} not found")
-    return path
+    return blob_key(pk, name)
 
 
-def read_chunks(path: Path, size: int) -> Iterator[bytes]:
-    """The file's bytes, ``size`` at a time."""
-    with path.open("rb") as file:
-        while chunk := file.read(size):
-            yield chunk
+def read_chunks(store: Store, key: str, size: int) -> Iterator[bytes]:
+    """The blob's bytes, ``size`` at a time; ``NotFound`` when it is missing."""
+    return store.blobs.read(key, size)
 
 
 def remove(store: Store, conn: Connection, pk: int, name: str) -> None:
@@ -119,4 +96,4 @@ def remove(store: Store, conn: Connection, pk: int, name: str) -> None:
     ).rowcount
     if not gone:
         raise NotFound(f"file {name!r} not found")
-    blob_path(store, pk, name).unlink(missing_ok=True)
+    store.blobs.delete(blob_key(pk, name))

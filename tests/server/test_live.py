@@ -123,3 +123,23 @@ def test_runbase_server_serves_the_store_and_stops_on_sigterm(data_dir, database
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=20)[0].decode()
     assert server.returncode == 0, output
+
+
+def test_api_timeout_bounds_each_request(monkeypatch, tmp_path):
+    """``Api(timeout=...)``: a server slower than the timeout is a CommError holding it."""
+    listener = socket.socket()  # accepts connections, never answers
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    monkeypatch.setenv("RUNBASE_DIR", str(tmp_path))
+    monkeypatch.delenv("RUNBASE_DATABASE_URL", raising=False)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        api = runbase.Api({"base_url": url, "entity": "tester"}, timeout=0.3)
+        assert isinstance(api.backend, HttpBackend)
+        started = time.monotonic()
+        with pytest.raises(CommError) as raised:
+            api.project("p")
+        assert isinstance(raised.value.exc, httpx.TimeoutException)
+        assert time.monotonic() - started < 10  # not the default 30 s
+    finally:
+        listener.close()
