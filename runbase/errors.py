@@ -2,6 +2,7 @@
 
 RunbaseError
 ├── CommError            the backend could not be reached or read (``.exc`` holds the cause)
+│   └── RateLimited      too many failed authentications from one client: retry later
 ├── NotFound(ValueError) a run, project, sweep or file that does not exist
 ├── InvalidInput(ValueError)
 │   └── InvalidFilter    a malformed filter or order expression
@@ -74,6 +75,13 @@ class Unauthorized(RunbaseError):
 class Forbidden(RunbaseError):
     status = 403
     code = "forbidden"
+
+
+class RateLimited(CommError):
+    """Too many failed authentications from one client; it may try again later."""
+
+    status = 429
+    code = "rate_limited"
 
 
 class PayloadTooLarge(RunbaseError):

@@ -265,8 +265,10 @@ def _error(response: httpx.Response) -> RunbaseError:
             raise TypeError(message)
     except (ValueError, TypeError, KeyError):
         return CommError(f"{response.status_code} from {response.request.url}: {text}", cause)
-    if cls is RunbaseError or issubclass(cls, CommError):
+    if cls is RunbaseError:
         return CommError(message, cause)
+    if issubclass(cls, CommError):
+        return cls(message, cause)
     return cls(message)
 
 

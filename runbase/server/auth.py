@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from runbase.backend.accounts import Accounts
 from runbase.backend.authorized import AuthorizedBackend
 from runbase.backend.base import Backend
-from runbase.errors import Unauthorized
+from runbase.errors import RateLimited, Unauthorized
 
 MAX_FAILURES = 10
 FAILURE_WINDOW = 60.0  # seconds
@@ -93,7 +93,7 @@ async def authorize(request: Request) -> Response | None:
     wait = limiter.retry_after(address)
     if wait is not None:
         message = "too many failed authentications; try again later"
-        return error(429, "rate_limited", message, {"Retry-After": str(wait)})
+        return error(RateLimited.status, RateLimited.code, message, {"Retry-After": str(wait)})
     key = request_key(request)
     challenge = {"WWW-Authenticate": 'Basic realm="runbase"'}
     if key is None:

@@ -15,7 +15,7 @@ from runbase.api import Api
 from runbase.backend import open_accounts
 from runbase.backend.base import HistoryRow, NewRun, RunPath
 from runbase.backend.http import HttpBackend
-from runbase.errors import Forbidden, NotFound, Unauthorized
+from runbase.errors import CommError, Forbidden, NotFound, RateLimited, Unauthorized
 from runbase.sdk import run as sdk_run
 from runbase.server import create_app
 from runbase.server.auth import FailureLimiter
@@ -83,6 +83,16 @@ def test_failed_authentications_are_slowed_down(client, keys):
         assert answer.status_code == 429 and answer.json()["code"] == "rate_limited"
         assert 0 < int(answer.headers["retry-after"]) <= 60
         assert key not in answer.text
+
+
+def test_a_client_slowed_down_gets_rate_limited_a_comm_error(client, keys):
+    wrong = HttpBackend("http://testserver", client=client, api_key="rb_" + "2" * 40)
+    for _ in range(10):
+        with pytest.raises(Unauthorized):
+            wrong.default_entity()
+    with pytest.raises(RateLimited) as caught:
+        wrong.default_entity()
+    assert isinstance(caught.value, CommError) and caught.value.status == 429
 
 
 def test_the_limiter_forgets_failures_after_its_window():
