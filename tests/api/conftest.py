@@ -81,6 +81,17 @@ def make(backend) -> Maker:
     return Maker(backend)
 
 
-@pytest.fixture
-def api(backend) -> Api:
-    return Api(overrides={"project": PROJECT}, backend=backend)
+@pytest.fixture(params=["local", "http"])
+def api(request, backend) -> Api:
+    """The Api over the test's backend: directly, or through a runbase server in-process (the
+    server calls the same backend, so its call counts hold either way)."""
+    if request.param == "local":
+        return Api(overrides={"project": PROJECT}, backend=backend)
+    from runbase.backend.http import HttpBackend
+    from runbase.server import create_app
+    from tests.server.conftest import TestClient
+
+    client = TestClient(create_app(backend))
+    request.addfinalizer(client.close)
+    http = HttpBackend(str(client.base_url), client=client, entity=ENTITY)
+    return Api(overrides={"project": PROJECT}, backend=http)
