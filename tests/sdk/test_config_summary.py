@@ -9,6 +9,8 @@ import pytest
 import runbase
 from runbase.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("sdk_transport")
+
 
 def test_config_attribute_and_item_access_persist(backend):
     run = runbase.init(project="p", config={"lr": 0.1, "layers": [64, 32]})

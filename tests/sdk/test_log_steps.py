@@ -7,6 +7,8 @@ import pytest
 import runbase
 from tests.sdk.stored import stored_rows
 
+pytestmark = pytest.mark.usefixtures("sdk_transport")
+
 
 def rows(backend, run, stream="default"):
     return stored_rows(backend, run._path, stream)

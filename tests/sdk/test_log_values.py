@@ -10,6 +10,8 @@ import pytest
 import runbase
 from tests.sdk import stored
 
+pytestmark = pytest.mark.usefixtures("sdk_transport")
+
 
 def stored_rows(backend, run):
     return stored.stored_rows(backend, run._path)

@@ -12,6 +12,8 @@ from runbase.backend.base import RunPath
 from runbase.errors import Conflict, NotFound
 from tests.sdk.stored import file_bytes, stored_texts
 
+pytestmark = pytest.mark.usefixtures("sdk_transport")
+
 
 def test_init_defaults(backend, monkeypatch):
     monkeypatch.setenv("RUNBASE_PROJECT", "from-env")

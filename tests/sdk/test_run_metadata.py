@@ -8,6 +8,8 @@ import pytest
 
 from runbase.sdk.metadata import collect_metadata
 
+pytestmark = pytest.mark.usefixtures("sdk_transport")
+
 
 @pytest.fixture(autouse=True)
 def isolated_git(monkeypatch, tmp_path):

@@ -8,6 +8,8 @@ import pytest
 
 from runbase.sdk.system import SamplerState, SystemSampler, gpu_metrics, nvml_session, sample_system
 
+pytestmark = pytest.mark.usefixtures("sdk_transport")
+
 SYSTEM_KEYS = {
     "system.cpu",
     "system.proc.cpu.threads",
