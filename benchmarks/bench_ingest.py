@@ -33,16 +33,7 @@ def latency(tracker: str, calls: int, data_dir: str) -> dict:
     """Time each ``run.log()`` on the caller's thread."""
     c.import_tracker(tracker)
     run = c.start_run(tracker, "latency")
-    took = [0] * calls
-    clock = time.perf_counter_ns
-    for i in range(calls):
-        row = c.metrics(i)
-        start = clock()
-        run.log(row)
-        took[i] = clock() - start
-    run.finish()
-    took.sort()
-    return {"median_us": took[calls // 2] / 1e3, "p99_us": c.percentile(took, 0.99) / 1e3}
+    return c.time_log_calls(run, calls)
 
 
 def steps(tracker: str, steps: int, data_dir: str) -> dict:

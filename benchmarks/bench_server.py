@@ -228,16 +228,7 @@ def remote_latency(calls: int) -> dict:
     import runbase
 
     run = runbase.init(project="latency")
-    took = [0] * calls
-    clock = time.perf_counter_ns
-    for i in range(calls):
-        row = c.metrics(i)
-        start = clock()
-        run.log(row)
-        took[i] = clock() - start
-    run.finish()
-    took.sort()
-    return {"median_us": took[calls // 2] / 1e3, "p99_us": c.percentile(took, 0.99) / 1e3}
+    return c.time_log_calls(run, calls)
 
 
 def mlflow_remote_steps(steps: int) -> dict:

@@ -8,7 +8,6 @@ import threading
 
 import httpx
 import pytest
-import uvicorn
 
 import runbase
 from runbase.api import Api
@@ -20,7 +19,7 @@ from runbase.sdk import run as sdk_run
 from runbase.server import create_app
 from runbase.server.auth import FailureLimiter
 from runbase.settings import Settings
-from tests.server.test_live import free_port, wait_until_healthy
+from tests.server.test_live import serve
 
 OWNED = RunPath("alice", "proj", "r1")
 SHARED = RunPath("crew", "shared", "t1")
@@ -240,16 +239,8 @@ def test_the_api_and_the_sdk_work_with_a_key(client, keys, backend, monkeypatch)
 @pytest.fixture
 def live_url(backend, keys):
     """The app with accounts, served by uvicorn on 127.0.0.1 in a thread."""
-    port = free_port()
-    app = create_app(backend, open_accounts(Settings.load()))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_until_healthy(url)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serve(create_app(backend, open_accounts(Settings.load()))) as url:
+        yield url
 
 
 def test_the_key_reaches_the_server_from_the_settings(live_url, keys, monkeypatch):

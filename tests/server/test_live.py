@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,16 +50,24 @@ def wait_until_healthy(url: str, deadline: float = 20.0) -> None:
 @pytest.fixture
 def live_url(backend):
     """The app over the test's store, served by uvicorn on 127.0.0.1 in a thread."""
+    with serve(create_app(backend)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve(app):
+    """``app`` served by uvicorn on a free port of 127.0.0.1 in a thread; yields its URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(backend), host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     wait_until_healthy(url)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_a_run_over_a_socket(live_url, backend):
