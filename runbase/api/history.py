@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orjson import JSONDecodeError, loads
@@ -132,17 +131,20 @@ class HistoryScan:
         query = HistoryQuery(
             self.path, self.stream, self.keys, self.min_step, self.max_step, self.page_size
         )
-        while True:
-            page = self.client.call(self.client.backend.scan_history, query)
-            if self.keys:
-                for text in page.items:
-                    yield select(decode_row(text), self.keys)
-            else:
-                for text in page.items:
-                    try:
-                        yield loads(text)
-                    except JSONDecodeError:
-                        yield decode_row(text)
-            if page.next_cursor is None:
-                return
-            query = replace(query, cursor=page.next_cursor)
+        pages = self.client.backend.scan_pages(query)
+        try:
+            while (page := self.client.call(lambda: next(pages, None))) is not None:
+                yield from self._decoded(page.items)
+        finally:
+            pages.close()
+
+    def _decoded(self, texts: list[str]) -> Iterator[Row]:
+        if self.keys:
+            for text in texts:
+                yield select(decode_row(text), self.keys)
+        else:
+            for text in texts:
+                try:
+                    yield loads(text)
+                except JSONDecodeError:
+                    yield decode_row(text)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
 
 from runbase import checks
@@ -387,6 +387,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def scan_history(self, query: HistoryQuery) -> Page[str]:
         """One page of rows (JSON text) in index order."""
+
+    def scan_pages(self, query: HistoryQuery) -> Generator[Page[str], None, None]:
+        """Every page of ``query`` from its cursor on, each ``query.page_size`` rows at most;
+        errors are raised by iteration. A backend may send the pages ahead of the reader."""
+        while True:
+            page = self.scan_history(query)
+            yield page
+            if page.next_cursor is None:
+                return
+            query = replace(query, cursor=page.next_cursor)
 
     @abc.abstractmethod
     def sample_histories(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -74,6 +74,22 @@ class HttpBackend(Backend):
         except httpx.HTTPError as exc:
             raise CommError(f"{method} {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
         if response.is_error:
+            raise _error(response)
+        return response
+
+    def _open(self, method: str, where: str, **kwargs: Any) -> httpx.Response:
+        """The response of a request whose body is read as it arrives (close it)."""
+        url = self.base_url + API + where
+        try:
+            request = self.client.build_request(method, url, **kwargs)
+            response = self.client.send(
+                request, stream=True, auth=self._auth or httpx.USE_CLIENT_DEFAULT
+            )
+        except httpx.HTTPError as exc:
+            raise CommError(f"{method} {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
+        if response.is_error:
+            response.read()
+            response.close()
             raise _error(response)
         return response
 
@@ -154,10 +170,20 @@ class HttpBackend(Backend):
         return rows
 
     def scan_history(self, query: HistoryQuery) -> Page[str]:
-        where = _run_url(query.path, "history", "scan")
-        body = wire.to_json(query)
-        del body["path"]
-        return wire.page(self._json("POST", where, body), str)
+        found = self._send("POST", _run_url(query.path, "history", "scan"),
+                           content=_scan_body(query), headers=JSON)  # fmt: skip
+        for page in _read_frames(iter([found.content]), found.request.url):
+            return page
+        raise CommError(f"{found.request.url}: the answer holds no page")
+
+    def scan_pages(self, query: HistoryQuery) -> Generator[Page[str], None, None]:
+        """One request; the server sends page after page as they are read."""
+        where = _run_url(query.path, "history", "pages")
+        response = self._open("POST", where, content=_scan_body(query), headers=JSON)
+        try:
+            yield from _read_frames(_body_chunks(response), response.request.url)
+        finally:
+            response.close()
 
     def sample_histories(
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
@@ -194,18 +220,7 @@ class HttpBackend(Backend):
         return int(found["count"])
 
     def read_file(self, path: RunPath, name: str) -> Iterator[bytes]:
-        url = self.base_url + API + _run_url(path, "files", *name.split("/"))
-        try:
-            request = self.client.build_request("GET", url)
-            response = self.client.send(
-                request, stream=True, auth=self._auth or httpx.USE_CLIENT_DEFAULT
-            )
-        except httpx.HTTPError as exc:
-            raise CommError(f"GET {url}: {type(exc).__name__}: {exc}", exc=exc) from exc
-        if response.is_error:
-            response.read()
-            response.close()
-            raise _error(response)
+        response = self._open("GET", _run_url(path, "files", *name.split("/")))
         return _body_chunks(response)
 
     def delete_file(self, path: RunPath, name: str) -> None:
@@ -260,16 +275,60 @@ def _error(response: httpx.Response) -> RunbaseError:
     cause = httpx.HTTPStatusError(text, request=response.request, response=response)
     try:
         body = orjson.loads(response.content)
-        cls, message = error_for_code(body["code"]), body["message"]
+        code, message = body["code"], body["message"]
         if not isinstance(message, str):
             raise TypeError(message)
     except (ValueError, TypeError, KeyError):
         return CommError(f"{response.status_code} from {response.request.url}: {text}", cause)
+    return _named_error(code, message, cause)
+
+
+def _named_error(code: str, message: str, cause: Exception) -> RunbaseError:
+    cls = error_for_code(code)
     if cls is RunbaseError:
         return CommError(message, cause)
     if issubclass(cls, CommError):
         return cls(message, cause)
     return cls(message)
+
+
+def _scan_body(query: HistoryQuery) -> bytes:
+    body = wire.to_json(query)
+    del body["path"]
+    return wire.dumps(body)
+
+
+def _read_frames(chunks: Iterator[bytes], source: object) -> Iterator[Page[str]]:
+    """The pages of a stream of ``wire.rows_frame``s, up to the one without a next cursor;
+    an error frame raises its error; a stream that ends early raises ``CommError``."""
+    buffer = bytearray()
+    more = True
+
+    def fill(size: int) -> bool:  # at least ``size`` bytes buffered, or the stream is over
+        nonlocal more
+        while len(buffer) < size and more:
+            chunk = next(chunks, None)
+            more = chunk is not None
+            buffer.extend(chunk or b"")
+        return len(buffer) >= size
+
+    while True:
+        while (end := buffer.find(b"\n")) < 0 and more:
+            fill(len(buffer) + 1)
+        if end < 0:
+            raise CommError(f"{source}: the rows ended before their last page")
+        head = _frame_head(bytes(buffer[:end]), source)
+        del buffer[: end + 1]
+        if "code" in head:
+            raise _named_error(head["code"], head["message"], ValueError(head))
+        size, cursor = head["bytes"], head["next_cursor"]
+        if not fill(size):
+            raise CommError(f"{source}: the rows ended inside a page")
+        body = buffer[:size].decode()
+        del buffer[:size]
+        yield Page(body.split("\n")[:-1], cursor)
+        if cursor is None:
+            return
 
 
 class _Sent:
@@ -308,3 +367,18 @@ def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
         raise CommError(f"reading {response.request.url}: {exc}", exc=exc) from exc
     finally:
         response.close()
+
+
+def _frame_head(line: bytes, source: object) -> dict[str, Any]:
+    """A frame's head line: ``bytes`` and ``next_cursor``, or an error's ``code`` and
+    ``message``; ``CommError`` for anything else."""
+    try:
+        head = orjson.loads(line)
+        error = isinstance(head.get("code"), str) and isinstance(head.get("message"), str)
+        cursor = head.get("next_cursor")
+        page = isinstance(head.get("bytes"), int) and (cursor is None or isinstance(cursor, str))
+    except (ValueError, AttributeError) as exc:
+        raise CommError(f"{source}: not a page of rows", exc=exc) from exc
+    if not (error or page):
+        raise CommError(f"{source}: not a page of rows: {line[:200]!r}")
+    return dict(head)

@@ -2,7 +2,9 @@
 
 Records (``RunRecord``, ``FileRecord``, ...) travel as JSON objects, tuples as lists; pages as
 ``{"items": [...], "next_cursor": ...}``; history rows as ``[idx, step, keys, row]`` with the
-row as its JSON text, never decoded on the way. Every document passes the codec of
+row as its JSON text, never decoded on the way. A page of scanned rows travels as a frame of
+lines (``rows_frame``) that the server writes without decoding the rows and the client splits
+without parsing them. Every document passes the codec of
 ``runbase.documents``, so NaN and infinities survive.
 """
 
@@ -65,3 +67,17 @@ def history_row(value: list[Any] | tuple[Any, ...]) -> HistoryRow:
 def run_path(value: list[Any] | tuple[Any, ...]) -> RunPath:
     entity, project, run_id = value
     return RunPath(entity, project, run_id)
+
+
+def rows_frame(page: Page[str]) -> bytes:
+    """A page of stored rows as lines: ``{"next_cursor", "rows", "bytes"}``, then each row's
+    JSON text as stored (NaN and infinities as tokens), one per line, ``bytes`` long in all.
+    Stored rows hold no raw newline: JSON escapes it inside strings."""
+    body = "".join(row + "\n" for row in page.items).encode()
+    head = {"next_cursor": page.next_cursor, "rows": len(page.items), "bytes": len(body)}
+    return dumps(head) + b"\n" + body
+
+
+def error_frame(code: str, message: str) -> bytes:
+    """An error met after a stream of frames began: ``{"code", "message"}`` on one line."""
+    return dumps({"code": code, "message": message}) + b"\n"

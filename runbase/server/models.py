@@ -1,4 +1,5 @@
-"""The request bodies of the native API: one pydantic model each, turned into backend values.
+"""The request bodies of the native API: one pydantic model each, turned into backend values;
+and the answers that are not backend records, as the OpenAPI document describes them.
 
 Scalars are strict (``"3"`` is not an integer); unknown fields are refused. Documents arrive
 tagged by the codec of ``runbase.documents`` and are untagged here.
@@ -170,3 +171,27 @@ class ErrorBody(BaseModel):
 
     code: str
     message: str
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Done(Answer):
+    """A change was stored; nothing to tell."""
+
+
+class EntityAnswer(Answer):
+    entity: str
+
+
+class CountAnswer(Answer):
+    count: int
+
+
+class RowsAnswer(Answer):
+    rows: list[str]
+
+
+class RowsOfRunsAnswer(Answer):
+    rows: list[list[str]]

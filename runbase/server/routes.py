@@ -7,6 +7,7 @@ operations over a project carry ``entity`` and ``project`` in the query or the b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
@@ -16,16 +17,31 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from runbase.backend.base import Backend, RunPath
-from runbase.backend.wire import dumps
+from runbase.backend.base import (
+    Backend,
+    FileRecord,
+    HistoryKeys,
+    Page,
+    ProjectRecord,
+    RunPath,
+    RunRecord,
+    SweepRecord,
+)
+from runbase.backend.wire import dumps, error_frame, rows_frame
+from runbase.errors import RunbaseError
 from runbase.server.auth import authorize
 from runbase.server.limits import checked_upload, read_body
 from runbase.server.models import (
     AppendBody,
+    CountAnswer,
     DocumentBody,
+    Done,
+    EntityAnswer,
     ErrorBody,
     FinishBody,
     NewRunBody,
+    RowsAnswer,
+    RowsOfRunsAnswer,
     RunChangesBody,
     RunCountBody,
     RunQueryBody,
@@ -36,6 +52,7 @@ from runbase.server.models import (
 )
 
 PREFIX = "/api/v1"
+logger = logging.getLogger("runbase.server")
 RUN = "/runs/{entity}/{project}/{run_id}"
 
 
@@ -103,98 +120,126 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
+ROWS = "application/x-ndjson"
+ROWS_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Frames of rows: a head line, then one stored row a line",
+          "content": {ROWS: {}}},
+}  # fmt: skip
+
 router = APIRouter(
     prefix=PREFIX, route_class=ApiRoute, default_response_class=WireResponse, responses=ERRORS
 )
 
 
-@router.get("/entity")
+@router.get("/entity", response_model=EntityAnswer)
 def default_entity(backend: Store) -> Response:
     return WireResponse({"entity": backend.default_entity()})
 
 
 # runs
-@router.put(RUN)
+@router.put(RUN, response_model=RunRecord)
 def create_run(backend: Store, path: Path, body: NewRunBody) -> Response:
     return WireResponse(backend.create_run(path, body.value()))
 
 
-@router.get(RUN)
+@router.get(RUN, response_model=RunRecord)
 def get_run(backend: Store, path: Path) -> Response:
     return WireResponse(backend.get_run(path))
 
 
-@router.patch(RUN)
+@router.patch(RUN, response_model=RunRecord)
 def update_run(backend: Store, path: Path, body: RunChangesBody) -> Response:
     return WireResponse(backend.update_run(path, body.value()))
 
 
-@router.post(RUN + "/config")
+@router.post(RUN + "/config", response_model=Done)
 def update_config(backend: Store, path: Path, body: DocumentBody) -> Response:
     backend.update_config(path, body.value())
     return WireResponse({})
 
 
-@router.post(RUN + "/summary")
+@router.post(RUN + "/summary", response_model=Done)
 def update_summary(backend: Store, path: Path, body: DocumentBody) -> Response:
     backend.update_summary(path, body.value())
     return WireResponse({})
 
 
-@router.post(RUN + "/heartbeat")
+@router.post(RUN + "/heartbeat", response_model=Done)
 def heartbeat(backend: Store, path: Path) -> Response:
     backend.heartbeat(path)
     return WireResponse({})
 
 
-@router.post(RUN + "/finish")
+@router.post(RUN + "/finish", response_model=Done)
 def finish_run(backend: Store, path: Path, body: FinishBody) -> Response:
     backend.finish_run(path, body.state, body.exit_code)
     return WireResponse({})
 
 
-@router.post("/runs/query")
+@router.post("/runs/query", response_model=Page[RunRecord])
 def query_runs(backend: Store, body: RunQueryBody) -> Response:
     return WireResponse(backend.query_runs(body.value()))
 
 
-@router.post("/runs/count")
+@router.post("/runs/count", response_model=CountAnswer)
 def count_runs(backend: Store, body: RunCountBody) -> Response:
     count = backend.count_runs(body.entity, body.project, body.filters_value())
     return WireResponse({"count": count})
 
 
 # history
-@router.post(RUN + "/history")
+@router.post(RUN + "/history", response_model=Done)
 def append_history(backend: Store, path: Path, body: AppendBody) -> Response:
     backend.append_history(path, body.stream, body.history_rows(), body.latest_value())
     return WireResponse({})
 
 
-@router.get(RUN + "/history/keys")
+@router.get(RUN + "/history/keys", response_model=HistoryKeys)
 def history_keys(backend: Store, path: Path, stream: str = "default") -> Response:
     return WireResponse(backend.history_keys(path, stream))
 
 
-@router.post(RUN + "/history/sample")
+@router.post(RUN + "/history/sample", response_model=RowsAnswer)
 def sample_history(backend: Store, path: Path, body: SampleBody) -> Response:
     rows = backend.sample_history(path, body.stream, body.samples, body.keys)
     return WireResponse({"rows": rows})
 
 
-@router.post(RUN + "/history/scan")
+@router.post(RUN + "/history/scan", response_class=Response, responses=ROWS_ANSWER)
 def scan_history(backend: Store, path: Path, body: ScanBody) -> Response:
-    return WireResponse(backend.scan_history(body.value(path)))
+    """One page of rows as one frame (``runbase.backend.wire.rows_frame``)."""
+    return Response(rows_frame(backend.scan_history(body.value(path))), media_type=ROWS)
 
 
-@router.post("/history/samples")
+@router.post(RUN + "/history/pages", response_class=StreamingResponse, responses=ROWS_ANSWER)
+def scan_pages(backend: Store, path: Path, body: ScanBody) -> Response:
+    """Every page from the body's cursor on, one frame each, sent as the client reads them;
+    an error after the first page ends the stream with an error frame."""
+    pages = backend.scan_pages(body.value(path))
+    first = next(pages)  # an unknown run or a bad cursor answers with its own status
+    return StreamingResponse(_frames(first, pages), media_type=ROWS)
+
+
+def _frames(first: Page[str], pages: Iterator[Page[str]]) -> Iterator[bytes]:
+    yield rows_frame(first)
+    try:
+        for page in pages:
+            yield rows_frame(page)
+    except RunbaseError as exc:
+        yield error_frame(exc.code, exc.message)
+    except Exception:  # a bug, not bad input: the details go to the server's log
+        logger.exception("a history scan failed after its first page")
+        yield error_frame(RunbaseError.code, "internal server error")
+
+
+@router.post("/history/samples", response_model=RowsOfRunsAnswer)
 def sample_histories(backend: Store, body: SampleManyBody) -> Response:
     rows = backend.sample_histories(body.run_paths(), body.stream, body.samples, body.keys)
     return WireResponse({"rows": rows})
 
 
 # files
-@router.put(RUN + "/files/{name:path}")
+@router.put(RUN + "/files/{name:path}", response_model=FileRecord)
 async def put_file(backend: Store, path: Path, name: str, request: Request) -> Response:
     """The request body is the file's bytes, streamed to the backend as it arrives; its size
     and md5 are checked against ``Content-Length`` and ``X-Runbase-MD5`` (or ``Content-MD5``)
@@ -219,14 +264,14 @@ def _body_chunks(request: Request) -> Iterator[bytes]:
             yield chunk
 
 
-@router.get(RUN + "/files")
+@router.get(RUN + "/files", response_model=Page[FileRecord])
 def list_files(
     backend: Store, path: Path, names: Names = None, per_page: int = 50, cursor: str | None = None
 ) -> Response:
     return WireResponse(backend.list_files(path, names or [], per_page, cursor))
 
 
-@router.get(RUN + "/file-count")
+@router.get(RUN + "/file-count", response_model=CountAnswer)
 def count_files(backend: Store, path: Path, names: Names = None) -> Response:
     return WireResponse({"count": backend.count_files(path, names or [])})
 
@@ -237,31 +282,31 @@ def read_file(backend: Store, path: Path, name: str) -> Response:
     return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
-@router.delete(RUN + "/files/{name:path}")
+@router.delete(RUN + "/files/{name:path}", response_model=Done)
 def delete_file(backend: Store, path: Path, name: str) -> Response:
     backend.delete_file(path, name)
     return WireResponse({})
 
 
 # projects
-@router.get("/projects")
+@router.get("/projects", response_model=Page[ProjectRecord])
 def list_projects(
     backend: Store, entity: str, per_page: int = 50, cursor: str | None = None
 ) -> Response:
     return WireResponse(backend.list_projects(entity, per_page, cursor))
 
 
-@router.get("/project")
+@router.get("/project", response_model=ProjectRecord)
 def get_project(backend: Store, entity: str, project: str) -> Response:
     return WireResponse(backend.get_project(entity, project))
 
 
 # sweeps
-@router.post("/sweeps")
+@router.post("/sweeps", response_model=SweepRecord)
 def create_sweep(backend: Store, body: SweepBody) -> Response:
     return WireResponse(backend.create_sweep(body.entity, body.project, body.value()))
 
 
-@router.get("/sweep")
+@router.get("/sweep", response_model=SweepRecord)
 def get_sweep(backend: Store, entity: str, project: str, sweep_id: str) -> Response:
     return WireResponse(backend.get_sweep(entity, project, sweep_id))

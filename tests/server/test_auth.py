@@ -119,6 +119,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict, object, bool]] = {
     ("GET", RUN + "/history/keys"): ({}, None, False),
     ("POST", RUN + "/history/sample"): ({}, {"samples": 5}, False),
     ("POST", RUN + "/history/scan"): ({}, {}, False),
+    ("POST", RUN + "/history/pages"): ({}, {}, False),
     ("POST", "/api/v1/history/samples"): ({}, "samples", False),
     ("POST", "/api/v1/runs/query"): ({}, "project", False),
     ("POST", "/api/v1/runs/count"): ({}, "project", False),

@@ -121,6 +121,34 @@ def test_history_pages_steps_keys_and_samples(pair):
     assert math.isnan(run.summary["loss"]) and run.system_metrics == {"cpu": 1.0}
 
 
+def test_scan_pages_sends_every_page_once(pair):
+    pair.create_run(PATH, NewRun())
+    pair.append_history(PATH, "default", rows(0, 30), {"x": math.inf})
+    pair.append_history(PATH, "default", [HistoryRow(30, 300, ("_step", "y"),
+                                                     '{"_step": 300, "y": NaN}')], {})  # fmt: skip
+    pages = list(pair.scan_pages(HistoryQuery(PATH, page_size=7)))
+    assert [len(page.items) for page in pages] == [7, 7, 7, 7, 3]
+    assert all(page.next_cursor for page in pages[:-1]) and pages[-1].next_cursor is None
+    found = [decode_row(text) for page in pages for text in page.items]
+    assert [row["_step"] for row in found] == [i * 10 for i in range(31)]
+    assert math.isnan(found[-1]["y"])
+    cursor = pages[1].next_cursor  # from a cursor on, as scan_history pages
+    later = list(pair.scan_pages(HistoryQuery(PATH, page_size=7, cursor=cursor)))
+    assert [page.items for page in later] == [page.items for page in pages[2:]]
+    assert [page.items for page in pair.scan_pages(HistoryQuery(PATH, min_step=1000))] == [[]]
+    with pytest.raises(NotFound):
+        next(pair.scan_pages(HistoryQuery(RunPath(ENTITY, "proj", "nope"))))
+
+
+def test_a_scan_read_in_part_leaves_the_server_serving(pair):
+    pair.create_run(PATH, NewRun())
+    pair.append_history(PATH, "default", rows(0, 50), {})
+    pages = pair.scan_pages(HistoryQuery(PATH, page_size=5))
+    assert len(next(pages).items) == 5
+    pages.close()
+    assert len(scan_all(pair, HistoryQuery(PATH, page_size=50))[0]) == 50
+
+
 def test_history_rows_travel_as_stored_text(pair):
     pair.create_run(PATH, NewRun())
     text = '{"_step": 0, "x": NaN, "y": Infinity, "s": "caf\\u00e9"}'

@@ -19,11 +19,12 @@ import uvicorn
 from typer.testing import CliRunner
 
 import runbase
-from runbase.backend import close_backends, open_backend
-from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunPath
-from runbase.backend.http import HttpBackend
+from runbase.backend import close_backends, open_backend, wire
+from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, Page, RunPath
+from runbase.backend.http import HttpBackend, _read_frames
+from runbase.backend.local import LocalBackend
 from runbase.cli import app
-from runbase.errors import CommError, NotFound
+from runbase.errors import CommError, InvalidInput, NotFound
 from runbase.server import create_app
 from runbase.settings import Settings
 
@@ -86,6 +87,53 @@ def test_a_run_over_a_socket(live_url, backend):
             remote.get_run(RunPath("tester", "live", "missing"))
     assert backend.get_run(PATH).summary == {"x": 4}
     assert backend.history_keys(PATH).line_count == 5
+
+
+class FailingScans(LocalBackend):
+    """The local backend over the test's store, failing every page after the first
+    ``pages`` of a scan: a database that goes away while a scan streams."""
+
+    def __init__(self, backend: LocalBackend, pages: int, error: Exception) -> None:
+        super().__init__(backend.store, backend.entity)
+        self.pages, self.error = pages, error
+
+    def scan_history(self, query):
+        if self.pages <= 0:
+            raise self.error
+        self.pages -= 1
+        return super().scan_history(query)
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [(InvalidInput("the cursor is stale"), InvalidInput), (RuntimeError("disk"), CommError)],
+)
+def test_a_scan_that_fails_midway_raises_at_the_page_that_failed(backend, error, raised):
+    backend.create_run(PATH, NewRun())
+    rows = [HistoryRow(i, i, ("_step",), json.dumps({"_step": i})) for i in range(20)]
+    backend.append_history(PATH, "default", rows, {})
+    with serve(create_app(FailingScans(backend, 2, error))) as url:
+        remote = HttpBackend(url, entity="tester")
+        api = runbase.Api(backend=remote)
+        seen = []
+        with pytest.raises(raised):
+            for row in api.run("tester/live/r1").scan_history(page_size=5):
+                seen.append(row["_step"])
+        remote.close()
+        assert seen == list(range(10))  # the pages sent before the failure, then the error
+
+
+def test_a_stream_of_rows_cut_short_is_a_comm_error():
+    frame = wire.rows_frame(Page(['{"_step": 0}', '{"_step": 1}'], "more"))
+    last = wire.rows_frame(Page([], None))
+    assert [p.items for p in _read_frames(iter([frame[:7], frame[7:] + last]), "t")] == [
+        ['{"_step": 0}', '{"_step": 1}'], []
+    ]  # fmt: skip
+    for cut in (frame[:5], frame[:-3], frame, b'{"bytes": "x"}\n', b"[1]\n", b"not json\n"):
+        with pytest.raises(CommError):
+            list(_read_frames(iter([cut]), "t"))
+    with pytest.raises(NotFound):
+        list(_read_frames(iter([frame, wire.error_frame("not_found", "gone")]), "t"))
 
 
 def test_an_unreachable_server_is_a_comm_error():

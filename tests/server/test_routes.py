@@ -30,8 +30,11 @@ def test_history_batches_may_be_gzip(client, backend):
     body = gzip.compress(json.dumps({"rows": rows, "latest": {"x": 2}}).encode())
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
     assert client.post(RUN + "/history", content=body, headers=headers).status_code == 200
-    scanned = client.post(RUN + "/history/scan", json={}).json()
-    assert [json.loads(row)["x"] for row in scanned["items"]] == [0, 1, 2]
+    scanned = client.post(RUN + "/history/scan", json={"page_size": 2})
+    assert scanned.headers["content-type"] == "application/x-ndjson"
+    head, *rows, end = scanned.text.split("\n")
+    assert json.loads(head)["rows"] == 2 and json.loads(head)["next_cursor"] and end == ""
+    assert [json.loads(row)["x"] for row in rows] == [0, 1]
     bad = client.post(RUN + "/history", content=b"not gzip", headers=headers)
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_input"
 
