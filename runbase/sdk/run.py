@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -476,7 +477,8 @@ def init(
         record, create = _stand_in(path, new), new
     else:
         backend = open_backend(base)
-        created = _create(backend, path, new, base.init_timeout)
+        named = entity is not None or base.entity is not None
+        created = _create(backend, path, new, base.init_timeout, ask_entity=not named)
         if isinstance(created, CommError):
             _check_spooled_start(path, resume, spool, created)
             warnings.warn(
@@ -514,10 +516,15 @@ def _check_init_arguments(resume: Any, tags: Any, run_id: Any) -> str | None:
     return None if resume is None else str(resume)
 
 
-def _create(backend: Backend, path: RunPath, new: NewRun, wait: float) -> RunRecord | CommError:
+def _create(
+    backend: Backend, path: RunPath, new: NewRun, wait: float, ask_entity: bool = False
+) -> RunRecord | CommError:
     """Create the run, trying again while the backend cannot be reached, for at most ``wait``
     seconds (on a thread, so that a hanging connection cannot hold ``init`` longer); the last
-    ``CommError`` if it did not answer in time. Other errors are raised."""
+    ``CommError`` if it did not answer in time. Other errors are raised.
+
+    With ``ask_entity`` the run goes to the backend's default entity (a server's: the API
+    key's user), not ``path.entity``."""
     deadline = time.monotonic() + wait
     outcome: list[RunRecord | Exception] = []
 
@@ -525,7 +532,12 @@ def _create(backend: Backend, path: RunPath, new: NewRun, wait: float) -> RunRec
         delay = 0.05
         while True:
             try:
-                outcome.append(backend.create_run(path, new))
+                if ask_entity:
+                    entity = backend.default_entity()
+                    where, made = path._replace(entity=entity), replace(new, username=entity)
+                else:
+                    where, made = path, new
+                outcome.append(backend.create_run(where, made))
                 return
             except CommError as exc:
                 if time.monotonic() + delay >= deadline:

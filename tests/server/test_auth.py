@@ -227,11 +227,14 @@ def test_the_api_and_the_sdk_work_with_a_key(client, keys, backend, monkeypatch)
     runs = api.runs("alice/proj")
     assert len(runs) == 1 and runs[0].config == {"lr": 0.1} and not runs[0].read_only
     monkeypatch.setattr(sdk_run, "open_backend", lambda settings: http)
-    # the SDK names the entity from the settings, not the server (runbase/sdk: not this change)
-    with runbase.init(entity="alice", project="remote", config={"a": 1}) as run:
+    with runbase.init(project="remote", config={"a": 1}) as run:  # the key's user's entity
         run.log({"loss": 0.5})
+    assert run.entity == "alice"
     stored = backend.get_run(RunPath("alice", "remote", run.id))
     assert stored.summary["loss"] == 0.5 and stored.username == "alice"
+    with runbase.init(entity="crew", project="remote") as run:  # a team alice is in
+        run.log({"loss": 0.25})
+    assert backend.get_run(RunPath("crew", "remote", run.id)).username == "alice"
     unauthorized = HttpBackend(str(client.base_url), client=client, api_key="rb_" + "3" * 40)
     with pytest.raises(Unauthorized):
         unauthorized.get_run(OWNED)
