@@ -28,7 +28,7 @@ bench: install
 	bash benchmarks/setup_peers.sh
 	.bench-venv/bin/python benchmarks/bench_ingest.py
 	.bench-venv/bin/python benchmarks/bench_query.py
-	.bench-venv/bin/python benchmarks/bench_server.py
+	bash scripts/with-postgres.sh .bench-venv/bin/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -4,10 +4,13 @@ and a bounded loopback load test, all against ``runbase server`` processes on 12
 Run with the benchmark environment (``benchmarks/setup_peers.sh``):
 
     .bench-venv/bin/python benchmarks/bench_server.py [--quick] [--skip ingest,scan,runs,load]
-        [--loggers 50] [--queriers 10] [--seconds 60]
+        [--loggers 50] [--queriers 10] [--seconds 60] [--postgres URL]
 
-Every server runs over a fresh data directory (SQLite). The clients are other processes with
-``RUNBASE_BASE_URL``/``RUNBASE_API_KEY`` set and no ``RUNBASE_DATABASE_URL``. The 1,000,000-row
+Every server runs over a fresh data directory (SQLite); the load test runs again against two
+server processes sharing a fresh PostgreSQL database (``--postgres URL`` of a server, or
+``RUNBASE_TEST_POSTGRES`` as ``scripts/with-postgres.sh`` sets it, as ``make bench`` does).
+The clients are other processes with ``RUNBASE_BASE_URL``/``RUNBASE_API_KEY`` set and no
+``RUNBASE_DATABASE_URL``. The 1,000,000-row
 history and the 100,000 runs are written straight into the server's store before the server
 starts (through the SDK in local mode and ``bench_query.build_runbase_runs``); only the reads
 go over HTTP.
@@ -91,15 +94,21 @@ def cli(*args: str, env: dict[str, str]) -> str:
 
 
 class Server:
-    """``runbase server`` over ``store_dir`` (SQLite) on a free loopback port, with a key."""
+    """``runbase server`` over ``store_dir`` (SQLite), or over the PostgreSQL database
+    ``database_url`` with its files in ``store_dir``, on a free loopback port. It makes the
+    bench user and a key, unless given the ``key`` another server over the same database made."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(
+        self, store_dir: Path, database_url: str | None = None, key: str | None = None
+    ) -> None:
         self.store_dir = store_dir
         store_dir.mkdir(parents=True, exist_ok=True)
         env = local_env(store_dir)
-        where = ["--data-dir", str(store_dir)]
-        cli("user", "create", USER, *where, env=env)
-        self.key = cli("key", "create", "--user", USER, *where, env=env).splitlines()[-1]
+        where = ["--data-dir", str(store_dir)] + (["--db", database_url] if database_url else [])
+        if key is None:
+            cli("user", "create", USER, *where, env=env)
+            key = cli("key", "create", "--user", USER, *where, env=env).splitlines()[-1]
+        self.key = key
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.where = where
@@ -169,12 +178,29 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(store_dir: Path) -> Iterator[Server]:
-    server = Server(store_dir)
+def serving(store_dir: Path, database_url: str | None = None) -> Iterator[list[Server]]:
+    """One server over SQLite in ``store_dir``; or, with ``database_url``, two servers over
+    that PostgreSQL database sharing the files in ``store_dir``."""
+    servers = [Server(store_dir, database_url)]
+    if database_url:
+        servers.append(Server(store_dir, database_url, servers[0].key))
     try:
-        yield server.start()
+        yield [server.start() for server in servers]
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty database on the PostgreSQL server of ``server_url``; its URL."""
+    import sqlalchemy as sa
+
+    name = f"runbase_bench_{os.getpid()}_{int(time.time())}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return str(sa.engine.make_url(server_url).set(database=name).render_as_string(False))
 
 
 def in_process(worker: str, env: dict[str, str], timeout: float = 900, **kwargs: Any) -> dict:
@@ -298,7 +324,7 @@ def remote_runs(n: int) -> dict:
 
 
 def load_clients(
-    url: str,
+    urls: list[str],
     key: str,
     loggers: list[int],
     queriers: list[int],
@@ -307,8 +333,8 @@ def load_clients(
     tag: str,
 ) -> dict:
     """This process's share of the load test: logger and querier threads, each with its own
-    ``HttpBackend`` (and ``httpx.Client``), all started together, all stopped after
-    ``seconds``."""
+    ``HttpBackend`` (and ``httpx.Client``) to one of ``urls`` in turn, all started together,
+    all stopped after ``seconds``."""
     from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunPath, RunQuery
     from runbase.backend.http import HttpBackend
     from runbase.backend.wire import dumps
@@ -332,7 +358,7 @@ def load_clients(
             out["error"] = out["error"] or f"{type(exc).__name__}: {exc}"[:300]
 
     def logger(n: int) -> None:
-        backend = HttpBackend(url, entity=USER, api_key=key, timeout=60)
+        backend = HttpBackend(urls[n % len(urls)], entity=USER, api_key=key, timeout=60)
         path = RunPath(USER, "load", f"{tag}-log{n}")
         took, done = [], 0
         try:
@@ -363,7 +389,7 @@ def load_clients(
             out["paths"][path.run_id] = done
 
     def querier(n: int) -> None:
-        backend = HttpBackend(url, entity=USER, api_key=key, timeout=60)
+        backend = HttpBackend(urls[n % len(urls)], entity=USER, api_key=key, timeout=60)
         rng = random.Random(n)
         took = []
         try:
@@ -462,7 +488,7 @@ def mlflow_server(root: Path) -> Iterator[str]:
 def report_ingest(
     root: Path, n_steps: int, calls: int, mlflow_n: int, full: bool, mlflow: bool
 ) -> None:
-    with serving(root / "ingest" / "store") as server:
+    with serving(root / "ingest" / "store") as (server,):
         env = server.client_env(root / "ingest" / "client")
         step(f"remote ingest: runbase, {n_steps:,} steps")
         ours = in_process("remote_steps", env, steps=n_steps)
@@ -615,36 +641,47 @@ def report_scan_and_runs(
         )
 
 
-def report_load(root: Path, loggers: int, queriers: int, seconds: float, procs: int) -> None:
+def report_load(
+    root: Path,
+    loggers: int,
+    queriers: int,
+    seconds: float,
+    procs: int,
+    database_url: str | None = None,
+) -> None:
+    """The load test against one server over SQLite, or, with ``database_url``, against two
+    server processes over one PostgreSQL database, the clients split between them."""
     import httpx
 
     from runbase.backend.base import RunPath
     from runbase.backend.http import HttpBackend
 
-    with serving(root / "load" / "store") as server:
-        rss_start = server.rss_mb()
-        cpu_start = server.cpu_s()
-        peak = [rss_start]
+    where = "postgres" if database_url else "sqlite"
+    with serving(root / f"load-{where}" / "store", database_url) as servers:
+        rss_start = [server.rss_mb() for server in servers]
+        cpu_start = sum(server.cpu_s() for server in servers)
+        peak = list(rss_start)
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.wait(0.5):
-                with contextlib.suppress(Exception):
-                    peak[0] = max(peak[0], server.rss_mb())
+                for n, server in enumerate(servers):
+                    with contextlib.suppress(Exception):
+                        peak[n] = max(peak[n], server.rss_mb())
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         step(
-            f"load: {loggers} loggers + {queriers} queriers for {seconds:.0f} s "
-            f"in {procs} client processes"
+            f"load ({where}, {len(servers)} server processes): {loggers} loggers + "
+            f"{queriers} queriers for {seconds:.0f} s in {procs} client processes"
         )
-        env = server.client_env(root / "load" / "client")
+        env = servers[0].client_env(root / f"load-{where}" / "client")
         jobs = []
         with tempfile.TemporaryDirectory() as tmp:
             for p in range(procs):
                 mine = {
-                    "url": server.url,
-                    "key": server.key,
+                    "urls": [server.url for server in servers],
+                    "key": servers[0].key,
                     "seconds": seconds,
                     "batch": LOAD_BATCH,
                     "tag": f"p{p}",
@@ -669,14 +706,14 @@ def report_load(root: Path, loggers: int, queriers: int, seconds: float, procs: 
                     raise RuntimeError(f"load client failed:\n{text[-4000:]}")
                 results.append(json.loads(marked[-1][len(c.RESULT_MARK) :]))
                 out.close()
-        cpu = server.cpu_s() - cpu_start
+        cpu = sum(server.cpu_s() for server in servers) - cpu_start
         stop.set()
         sampler.join()
         time.sleep(1.0)
-        rss_end = server.rss_mb()
-        # every acknowledged row stored, once
+        rss_end = [server.rss_mb() for server in servers]
+        # every acknowledged row stored, once, as the last server reads it
         checker = HttpBackend(
-            server.url, client=httpx.Client(timeout=60), entity=USER, api_key=server.key
+            servers[-1].url, client=httpx.Client(timeout=60), entity=USER, api_key=servers[0].key
         )
         missing = 0
         for r in results:
@@ -695,9 +732,13 @@ def report_load(root: Path, loggers: int, queriers: int, seconds: float, procs: 
     def pct(values: list[float], q: float) -> str:
         return f"{c.percentile(values, q):.1f}" if values else "-"
 
+    def each(values: list[float]) -> str:
+        return " + ".join(f"{value:.0f}" for value in values) + " MB"
+
+    served_by = "one server (SQLite)" if not database_url else "two servers (one PostgreSQL)"
     c.print_table(
         f"loopback load test: {loggers} logging + {queriers} querying clients, {seconds:.0f} s, "
-        "one server (SQLite)",
+        + served_by,
         ["", "count", "per s", "p50 ms", "p99 ms", "max ms"],
         [
             [
@@ -721,10 +762,11 @@ def report_load(root: Path, loggers: int, queriers: int, seconds: float, procs: 
         caption=f"Closed loop: each client sends its next request when the last one is answered. "
         f"Errors: {errors} {c.verdict(errors == 0)}{error_note}"
         f"; acknowledged rows missing or extra in the store: {missing} {c.verdict(missing == 0)}. "
-        f"Server RSS: {rss_start:.0f} MB at start, {rss_end:.0f} MB at end, {peak[0]:.0f} MB "
+        f"Server RSS: {each(rss_start)} at start, {each(rss_end)} at end, {each(peak)} "
         f"peak (sampled). Server CPU: {cpu:.0f} s in the {seconds:.0f} s ({cpu / seconds:.0%} "
         f"of one core). Clients: {procs} processes of threads, each client its own "
-        "HttpBackend and httpx.Client, all on this machine.",
+        "HttpBackend and httpx.Client, all on this machine"
+        + (", as is PostgreSQL." if database_url else "."),
     )
 
 
@@ -738,6 +780,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--keep", help="keep the data under this directory")
+    parser.add_argument("--postgres", help="a PostgreSQL server's URL for the two-server load test")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     q = args.quick
@@ -761,6 +804,14 @@ def main() -> None:
             report_scan_and_runs(root, rows, n_runs, not q, "scan" not in skip, "runs" not in skip)
         if "load" not in skip:
             report_load(root, loggers, queriers, seconds, max(1, args.client_procs))
+            postgres = args.postgres or os.environ.get("RUNBASE_TEST_POSTGRES")
+            if postgres:
+                database = fresh_database(postgres)
+                procs = max(1, args.client_procs)
+                report_load(root, loggers, queriers, seconds, procs, database)
+            else:
+                c.note("no PostgreSQL (--postgres URL or RUNBASE_TEST_POSTGRES): its load test "
+                       "is skipped; `make bench` starts one")  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
