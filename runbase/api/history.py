@@ -10,13 +10,16 @@ from orjson import JSONDecodeError, loads
 from runbase import checks
 from runbase.api.client import Client
 from runbase.backend.base import HistoryQuery, RunPath
-from runbase.documents import decode_row
+from runbase.documents import decode_row, encode
 from runbase.errors import InvalidInput
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
+    import pyarrow as pa
 
 Row = dict[str, Any]
+PAGE_SIZE = 1000  # rows per fetch when a read takes every row
 
 
 def wanted_keys(keys: tuple[str, ...] | None, x_axis: Any) -> list[str] | None:
@@ -53,16 +56,28 @@ def _nested(row: Row, parts: list[str]) -> tuple[bool, Any]:
 
 
 def check_sampling(samples: Any, keys: Any, x_axis: Any, stream: Any) -> list[str] | None:
-    """Validate a sampled read; returns the keys to ask for (None: whole rows)."""
-    checks.positive_int(samples, "samples")
+    """Validate a sampled read (``samples`` None: every row); returns the keys to ask for
+    (None: whole rows)."""
+    if samples is not None:
+        checks.positive_int(samples, "samples")
     checks.stream(stream)
     return wanted_keys(checks.keys(keys), x_axis)
 
 
+def every_row(client: Client, path: RunPath, wanted: list[str] | None, stream: str) -> list[Row]:
+    """Every row of the run's stream (with ``wanted``, the rows holding them all)."""
+    key = ("history", path, stream, None, tuple(wanted or ()))
+    scan = HistoryScan(client, path, wanted, PAGE_SIZE, stream=stream)
+    return client.cached(key, lambda: list(scan))
+
+
 def sample(
-    client: Client, path: RunPath, samples: int, wanted: list[str] | None, stream: str
+    client: Client, path: RunPath, samples: int | None, wanted: list[str] | None, stream: str
 ) -> list[Row]:
-    """At most ``samples`` rows evenly spread over the run, first and last included."""
+    """At most ``samples`` rows evenly spread over the run, first and last included; every
+    row when ``samples`` is None."""
+    if samples is None:
+        return every_row(client, path, wanted, stream)
     key = ("history", path, stream, samples, tuple(wanted or ()))
     texts = client.cached(
         key, lambda: client.call(client.backend.sample_history, path, stream, samples, wanted)
@@ -71,9 +86,12 @@ def sample(
 
 
 def sample_many(
-    client: Client, paths: list[RunPath], samples: int, wanted: list[str] | None, stream: str
-) -> dict[RunPath, list[Row]]:
-    """``sample`` for many runs in one backend call."""
+    client: Client, paths: list[RunPath], samples: int | None, wanted: list[str] | None,
+    stream: str,
+) -> dict[RunPath, list[Row]]:  # fmt: skip
+    """``sample`` for many runs in one backend call (every row of each: a scan each)."""
+    if samples is None:
+        return {path: every_row(client, path, wanted, stream) for path in paths}
     key = ("histories", frozenset(paths), stream, samples, tuple(wanted or ()))
     found = client.cached(
         key, lambda: client.call(client.backend.sample_histories, paths, stream, samples, wanted)
@@ -91,6 +109,37 @@ def to_frame(rows: list[Row], sort_columns: bool = False) -> pd.DataFrame:
     frame: pd.DataFrame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
     if sort_columns:
         frame = frame.reindex(columns=sorted(frame.columns))
+    return frame
+
+
+def to_arrow(rows: list[Row], sort_columns: bool = False) -> pa.Table:
+    """The rows as an Arrow table, one column per key (a missing key is null). A column whose
+    values Arrow cannot hold as one type (a string here, a number there) holds each value's
+    JSON text instead."""
+    import pyarrow as pa
+
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    if sort_columns:
+        names.sort()
+    columns = []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            columns.append(pa.array(values, from_pandas=False))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            texts = [None if name not in row else encode(row[name]) for row in rows]
+            columns.append(pa.array(texts, pa.string()))
+    return pa.table(columns, names=names)
+
+
+def to_polars(rows: list[Row], sort_columns: bool = False) -> pl.DataFrame:
+    """The rows as a polars DataFrame (polars is an optional extra: ``runbase[polars]``)."""
+    try:
+        import polars as pl
+    except ImportError:
+        raise ImportError("format='polars' needs polars: pip install 'runbase[polars]'") from None
+    frame = pl.from_arrow(to_arrow(rows, sort_columns))
+    assert isinstance(frame, pl.DataFrame)
     return frame
 
 

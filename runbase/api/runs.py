@@ -29,6 +29,8 @@ from runbase.names import DEFAULT_PROJECT, new_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
+    import pyarrow as pa
 
     from runbase.api.api import Api
     from runbase.api.sweeps import Sweep
@@ -37,7 +39,7 @@ DEFAULT_ORDER = "-created_at"
 # Keys the W&B client keeps in the config for itself; they are not hyperparameters.
 INTERNAL_CONFIG_KEYS = frozenset({"_wandb", "wandb_version"})
 EDITABLE = ("display_name", "tags", "notes", "group", "job_type")
-HISTORY_FORMATS = ("default", "pandas")
+HISTORY_FORMATS = ("default", "pandas", "polars", "arrow")
 
 
 def check_filters(filters: Any) -> dict[str, Any]:
@@ -125,15 +127,17 @@ class Runs(Paginator["Run"]):
 
     def histories(
         self,
-        samples: int = 500,
+        samples: int | None = 500,
         keys: list[str] | None = None,
         x_axis: str = "_step",
-        format: str = "pandas",
+        format: str = "default",
         stream: str = "default",
-    ) -> pd.DataFrame | list[dict[str, Any]]:
-        """Sampled history of every run, with a ``run_id`` column; one backend call per page.
+    ) -> list[dict[str, Any]] | pd.DataFrame | pl.DataFrame | pa.Table:
+        """Sampled history of every run (every row with ``samples=None``), each row with the
+        run's ``run_id``, the runs in this collection's order; one backend call per page.
 
-        ``format="pandas"`` gives one DataFrame (columns sorted), ``"default"`` a list of dicts.
+        ``format="default"`` gives a list of dicts; ``"pandas"``, ``"polars"`` and ``"arrow"``
+        one table with its columns sorted.
         """
         if format not in HISTORY_FORMATS:
             raise ValueError(f"format must be one of {list(HISTORY_FORMATS)}, not {format!r}")
@@ -144,7 +148,13 @@ class Runs(Paginator["Run"]):
             found = hist.sample_many(self.client, paths, samples, wanted, stream)
             for run in batch:
                 rows.extend({**row, "run_id": run.id} for row in found[run._path])
-        return hist.to_frame(rows, sort_columns=True) if format == "pandas" else rows
+        if format == "pandas":
+            return hist.to_frame(rows, sort_columns=True)
+        if format == "polars":
+            return hist.to_polars(rows, sort_columns=True)
+        if format == "arrow":
+            return hist.to_arrow(rows, sort_columns=True)
+        return rows
 
     def __repr__(self) -> str:
         return f"<Runs {self.entity}/{self.project}>"
@@ -417,13 +427,14 @@ class Run(RunIdentity):
     # history
     def history(
         self,
-        samples: int = 500,
+        samples: int | None = 500,
         keys: list[str] | None = None,
         x_axis: str = "_step",
         pandas: bool = True,
         stream: str = "default",
     ) -> pd.DataFrame | list[dict[str, Any]]:
-        """At most ``samples`` rows evenly spread over the run, first and last included.
+        """At most ``samples`` rows evenly spread over the run, first and last included
+        (``samples=None``: every row).
 
         With ``keys``, only rows holding all of them (and ``x_axis``), with just those keys.
         """

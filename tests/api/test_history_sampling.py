@@ -199,7 +199,7 @@ def test_histories_reads_a_page_of_runs_in_one_call(api, make, backend):
         path = make.create(f"r{i}")
         make.log(path, [{"_step": s, "loss": i + s / 10} for s in range(20)])
     runs = api.runs(order="+created_at", per_page=2)
-    frame = runs.histories(samples=5)
+    frame = runs.histories(samples=5, format="pandas")
     assert backend.calls["sample_histories"] == 3
     assert backend.calls["sample_history"] == 0
     assert list(frame.columns) == ["_step", "loss", "run_id"]
@@ -219,7 +219,52 @@ def test_histories_as_rows_with_keys(api, make):
 
 def test_histories_of_nothing(api, make, backend):
     backend.create_sweep("tester", "proj", {})
-    assert api.runs().histories().empty
-    assert api.runs().histories(format="default") == []
+    assert api.runs().histories(format="pandas").empty
+    assert api.runs().histories() == []
+    assert api.runs().histories(format="arrow").num_rows == 0
     with pytest.raises(ValueError, match="format"):
-        api.runs().histories(format="arrow")
+        api.runs().histories(format="csv")
+
+
+def test_histories_in_every_format_keep_the_runs_order(api, make):
+    for i in (2, 0, 1):
+        path = make.create(f"r{i}")
+        rows = [{"_step": s, "loss": i + s / 10} for s in range(4)]
+        rows[1]["note"] = "text"  # sparse, and a string
+        rows[2]["loss"] = math.nan
+        make.log(path, rows)
+    runs = api.runs(order="-created_at")
+    default = runs.histories(samples=None)
+    assert [row["run_id"] for row in default] == ["r1"] * 4 + ["r0"] * 4 + ["r2"] * 4
+    assert default[1] == {"_step": 1, "loss": 1.1, "note": "text", "run_id": "r1"}
+    arrow = runs.histories(samples=None, format="arrow")
+    assert arrow.column_names == ["_step", "loss", "note", "run_id"]
+    assert arrow.column("run_id").to_pylist() == [row["run_id"] for row in default]
+    assert arrow.column("note").to_pylist()[:2] == [None, "text"]
+    assert math.isnan(arrow.column("loss").to_pylist()[2])
+    frame = runs.histories(samples=None, format="pandas")
+    assert frame["run_id"].tolist() == [row["run_id"] for row in default]
+    polars = pytest.importorskip("polars")
+    frame = runs.histories(samples=2, format="polars")
+    assert isinstance(frame, polars.DataFrame) and frame["run_id"].to_list() == [
+        "r1", "r1", "r0", "r0", "r2", "r2"
+    ]  # fmt: skip
+
+
+def test_histories_of_mixed_types_as_arrow(api, make):
+    make.log(make.create("r0"), [{"_step": 0, "v": 1}, {"_step": 1, "v": "one"},
+                                 {"_step": 2, "v": {"a": [1]}}])  # fmt: skip
+    table = api.runs().histories(samples=None, format="arrow")
+    assert table.column("v").to_pylist() == ["1", '"one"', '{"a":[1]}']
+
+
+def test_history_without_samples_is_every_row(api, make):
+    path = make.create("r0")
+    make.log(path, [{"_step": s, "loss": s} if s % 3 else {"_step": s} for s in range(2500)])
+    run = api.run("r0")
+    assert [row["_step"] for row in run.history(samples=None, pandas=False)] == list(range(2500))
+    keyed = run.history(samples=None, keys=["loss"])
+    assert keyed["_step"].tolist() == [s for s in range(2500) if s % 3]
+    assert len(run.history(samples=10_000, pandas=False)) == 2500
+    with pytest.raises(ValueError, match="samples"):
+        run.history(samples=0)
