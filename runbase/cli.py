@@ -1,4 +1,4 @@
-"""The ``runbase`` command: demo, ls, server, sync, login, user, team, key, version."""
+"""The ``runbase`` command: demo, ls, export, server, sync, login, user, team, key, version."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import runbase
 from runbase.api import Run as ApiRun
-from runbase.errors import RunbaseError
+from runbase.errors import InvalidInput, RunbaseError
 from runbase.settings import DEFAULT_APP_URL, Settings, write_credentials
 
 if TYPE_CHECKING:
@@ -98,6 +99,77 @@ def list_runs(
     except RunbaseError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+@app.command("export")
+def export_runs(
+    path: Annotated[str, typer.Argument(help="[ENTITY/]PROJECT")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for runs.EXT and history.EXT (made if absent).")
+    ],
+    filters: Annotated[
+        str | None, typer.Option(help='MongoDB-style filters as JSON: \'{"state": "finished"}\'.')
+    ] = None,
+    order: Annotated[str, typer.Option(help="Sort order, e.g. -created_at.")] = "-created_at",
+    keys: Annotated[
+        str | None, typer.Option(help="Only these history keys, comma-separated.")
+    ] = None,
+    stream: Annotated[str, typer.Option(help="History stream: default or system.")] = "default",
+    format: Annotated[str, typer.Option(help="parquet, csv or jsonl.")] = "parquet",
+) -> None:
+    """Write a project's runs table and every history row of its runs to files."""
+    import gc
+    import json
+
+    try:
+        query = None if filters is None else json.loads(filters)
+    except json.JSONDecodeError as exc:
+        _fail(f"--filters is not JSON: {exc}")
+    wanted = None if keys is None else [key.strip() for key in keys.split(",") if key.strip()]
+    bars = _ExportBars()
+    # what exists by now is no garbage: the collector skips it while pages of rows come and go
+    gc.freeze()
+    try:
+        runs = runbase.Api().runs(path, query, order=order, per_page=500)
+        done = runs.export(out, format, wanted, stream, progress=bars)
+    except (RunbaseError, ValueError, OSError) as exc:
+        bars.stop()
+        _fail(str(exc))
+    finally:
+        gc.unfreeze()
+    bars.stop()
+    files = " and ".join(str(file) for file in done.files)
+    console.print(f"exported {done.runs} runs and {done.rows} history rows to {files}",
+                  soft_wrap=True)  # fmt: skip
+
+
+class _ExportBars:
+    """An export's progress as rich progress bars, one per task, shown from the first task
+    on (an export refused at once shows none)."""
+
+    def __init__(self) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        self.progress = Progress(*columns, console=console)
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, task: str, total: int) -> None:
+        if not self.tasks:
+            self.progress.start()
+        self.tasks[task] = self.progress.add_task(task, total=total)
+
+    def advance(self, task: str, steps: int) -> None:
+        self.progress.advance(self.tasks[task], steps)
+
+    def stop(self) -> None:
+        if self.tasks:
+            self.progress.stop()
+
+
+def _fail(message: str) -> NoReturn:
+    """Say what went wrong in one line on stderr, and exit with status 1."""
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -370,6 +442,45 @@ def sync(
     console.print(f"uploaded {len(waiting) - failed} of {len(waiting)} runs")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def compact(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="ENTITY, ENTITY/PROJECT or ENTITY/PROJECT/RUN_ID (default: all)."),
+    ] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Move runs' history into columnar segments (done by itself when a run finishes and
+    while a long run logs). Safe while runs are live: what they log meanwhile stays hot."""
+    from runbase.backend import open_backend
+    from runbase.backend.base import RunPath
+    from runbase.backend.local import LocalBackend
+
+    settings = Settings.load(database_url=db, dir=data_dir).with_(base_url=None)
+    try:
+        backend = open_backend(settings)
+        assert isinstance(backend, LocalBackend)
+        if any(part.count("/") > 2 for part in paths or []):
+            raise InvalidInput("a path is ENTITY, ENTITY/PROJECT or ENTITY/PROJECT/RUN_ID")
+        wanted = [(part.split("/") + [None, None])[:3] for part in paths or [""]]
+        found: list[RunPath] = []
+        for entity, project, run_id in wanted:
+            found += backend.hot_runs(entity or None, project, run_id)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        moved = 0
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("compacting", total=len(found))
+            for path in dict.fromkeys(found):
+                progress.update(task, description=str(path))
+                moved += backend.compact(path)
+                progress.advance(task)
+    except RunbaseError as exc:
+        _fail(str(exc))
+    console.print(f"compacted {moved:,} history rows of {len(set(found))} runs")
 
 
 def _runs_table(title: str, runs: list[ApiRun]) -> Table:

@@ -40,8 +40,21 @@ def decode(raw: bytes | str) -> Any:
     return untag(value) if marker in raw else value  # type: ignore[operator]
 
 
-def decode_row(text: str | bytes) -> dict[str, Any]:
-    """One history row (JSON text that may hold NaN/Infinity tokens, as Python writes them)."""
+def encode_row(row: dict[str, Any]) -> str:
+    """JSON text of a history row as the hot tier keeps it: NaN and infinities as tokens."""
+    if is_finite(row):
+        try:
+            return orjson.dumps(row).decode()
+        except TypeError:  # an integer past 64 bits
+            pass
+    return json.dumps(row, allow_nan=True, separators=(",", ":"))
+
+
+def decode_row(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """One history row from its JSON text (which may hold NaN/Infinity tokens, as Python
+    writes them); a row read decoded already (from a segment) is returned as it is."""
+    if isinstance(text, dict):
+        return text
     try:
         row: dict[str, Any] = orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -54,6 +54,7 @@ class Settings:
     sweep_id: str | None = None
     files: str | None = None
     max_file_size: int = 10 << 30
+    compact_rows: int = 100_000
 
     @property
     def data_dir(self) -> Path:

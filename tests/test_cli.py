@@ -43,3 +43,23 @@ def test_ls_rejects_bad_paths_and_unknown_projects(data_dir):
     assert bad.exit_code == 2 and "ENTITY/]PROJECT" in bad.output
     missing = runner.invoke(app, ["ls", "nowhere"])
     assert missing.exit_code == 1 and "nowhere" in missing.output
+
+
+def test_compact_moves_hot_history_into_segments(data_dir, monkeypatch):
+    monkeypatch.setenv("RUNBASE_COMPACT_ROWS", "0")  # runs stay hot until compacted
+    with runbase.init(project="cold", id="a") as run:
+        for i in range(300):
+            run.log({"loss": 1 / (i + 1), "note": f"n{i}" if i % 5 == 0 else None})
+    with runbase.init(project="other", id="b") as other:
+        other.log({"x": 1})
+    api = runbase.Api()
+    before = list(api.run("cold/a").scan_history())
+    result = runner.invoke(app, ["compact", "tester/cold"])
+    assert result.exit_code == 0, result.output
+    assert "compacted 300 history rows of 1 runs" in result.output
+    api.flush()
+    assert list(api.run("cold/a").scan_history()) == before
+    again = runner.invoke(app, ["compact"])  # the rest: run b (and a's nothing)
+    assert again.exit_code == 0 and "compacted 1 history rows of 1 runs" in again.output
+    bad = runner.invoke(app, ["compact", "a/b/c/d"])
+    assert bad.exit_code == 1 and "ENTITY/PROJECT/RUN_ID" in bad.output

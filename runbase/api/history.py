@@ -9,7 +9,7 @@ from orjson import JSONDecodeError, loads
 
 from runbase import checks
 from runbase.api.client import Client
-from runbase.backend.base import HistoryQuery, RunPath
+from runbase.backend.base import HistoryQuery, RunPath, StoredRow
 from runbase.documents import decode_row, encode
 from runbase.errors import InvalidInput
 
@@ -187,13 +187,16 @@ class HistoryScan:
         finally:
             pages.close()
 
-    def _decoded(self, texts: list[str]) -> Iterator[Row]:
+    def _decoded(self, items: list[StoredRow]) -> Iterator[Row]:
         if self.keys:
-            for text in texts:
-                yield select(decode_row(text), self.keys)
+            for item in items:
+                yield select(item if isinstance(item, dict) else decode_row(item), self.keys)
         else:
-            for text in texts:
+            for item in items:
+                if isinstance(item, dict):
+                    yield item
+                    continue
                 try:
-                    yield loads(text)
+                    yield loads(item)
                 except JSONDecodeError:
-                    yield decode_row(text)
+                    yield decode_row(item)

@@ -54,6 +54,17 @@ class Paginator(abc.ABC, Generic[T]):
         while self._load_page():
             pass
 
+    def pages(self) -> Iterator[list[T]]:
+        """Every page, fetched afresh and not kept: one pass in flat memory, however many."""
+        cursor = None
+        while True:
+            page = self._fetch(cursor)
+            if page.items:
+                yield [self._convert(item) for item in page.items]
+            cursor = page.next_cursor
+            if cursor is None or not page.items:
+                return
+
     def __iter__(self) -> Iterator[T]:
         index = 0
         while True:

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runbase.api import buckets as curves
 from runbase.api import history as hist
 from runbase.api.client import Client, iso_time
 from runbase.api.files import File, Files
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from runbase.api import export as export_
     from runbase.api.api import Api
     from runbase.api.sweeps import Sweep
 
@@ -155,6 +157,55 @@ class Runs(Paginator["Run"]):
         if format == "arrow":
             return hist.to_arrow(rows, sort_columns=True)
         return rows
+
+    def bucketed_histories(
+        self,
+        key: str,
+        buckets: int = 1000,
+        x_axis: str = "_step",
+        x_min: float | None = None,
+        x_max: float | None = None,
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> pd.DataFrame | list[dict[str, Any]]:
+        """``Run.bucketed_history`` of every run, each row after its run's ``run_id``, the
+        runs in this collection's order; one backend call per page of runs."""
+        curve = curves.Curve(key, buckets, x_axis, x_min, x_max, stream)
+        rows: list[dict[str, Any]] = []
+        for batch in self._batches():
+            found = curve.read(self.client, [run._path for run in batch])
+            for run in batch:
+                rows.extend(curves.rows(found[run._path], run.id))
+        return curves.to_frame(rows, ("run_id", *curves.COLUMNS)) if pandas else rows
+
+    def to_arrow(self) -> pa.Table:
+        """The runs table, one row per run in this collection's order: ``id name state
+        created_at heartbeat_at tags group job_type user``, then ``config.KEY`` and
+        ``summary.KEY`` columns (nested dicts flattened with dots); see docs/api.md."""
+        from runbase.api import export
+
+        return export.runs_table(self)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """``to_arrow()`` as a DataFrame (ints as ``Int64``, bools as ``boolean``)."""
+        from runbase.api import export
+
+        return export.runs_frame(self)
+
+    def export(
+        self,
+        dir: str | os.PathLike[str],
+        format: str = "parquet",
+        keys: list[str] | None = None,
+        stream: str = "default",
+        progress: export_.Progress | None = None,
+    ) -> export_.Exported:
+        """Write ``runs.<format>`` (``to_arrow()``) and ``history.<format>`` (every row of
+        every run, unsampled: ``run_id``, ``_step`` and the keys, or just ``keys``) into
+        ``dir``; ``format`` is ``parquet``, ``csv`` or ``jsonl``. Memory stays flat."""
+        from runbase.api import export
+
+        return export.export(self, Path(dir), format, keys, stream, progress)
 
     def __repr__(self) -> str:
         return f"<Runs {self.entity}/{self.project}>"
@@ -455,6 +506,28 @@ class Run(RunIdentity):
         inclusive, ``max_step`` exclusive.
         """
         return hist.HistoryScan(self.client, self._path, keys, page_size, min_step, max_step)
+
+    def bucketed_history(
+        self,
+        key: str,
+        buckets: int = 1000,
+        x_axis: str = "_step",
+        x_min: float | None = None,
+        x_max: float | None = None,
+        pandas: bool = True,
+        stream: str = "default",
+    ) -> pd.DataFrame | list[dict[str, Any]]:
+        """The curve of ``key`` over ``x_axis`` for a chart, spikes kept: at most ``buckets``
+        rows in x order, each a bucket's last point (``x``, ``y``), its least and greatest y
+        (``y_min``, ``y_max``) and its number of points (``count``); every point, as a
+        bucket of its own, when the range holds no more than ``buckets``.
+
+        A point is a row holding both keys as finite numbers (not bools); ``x_min`` and
+        ``x_max`` are inclusive. ``Backend.bucketed_histories`` says how buckets are cut.
+        """
+        curve = curves.Curve(key, buckets, x_axis, x_min, x_max, stream)
+        rows = curves.rows(curve.read(self.client, [self._path])[self._path])
+        return curves.to_frame(rows) if pandas else rows
 
     def __repr__(self) -> str:
         return f"<Run {self.path} ({self.state})>"

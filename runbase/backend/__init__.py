@@ -55,7 +55,10 @@ def _open(settings: Settings) -> Backend:
         return remote
     from runbase.backend.local import LocalBackend
 
-    return LocalBackend(_store(settings), settings.default_entity, settings.heartbeat_timeout)
+    return LocalBackend(
+        _store(settings), settings.default_entity, settings.heartbeat_timeout,
+        settings.compact_rows,
+    )  # fmt: skip
 
 
 def _store(settings: Settings) -> Store:
@@ -85,11 +88,14 @@ def open_accounts(settings: Settings) -> Accounts:
 def close_backends() -> None:
     """Close every backend ``open_backend`` opened; a later call opens new ones."""
     with _LOCK:
+        backends = list(_OPEN.values())
         stores = list(_STORES.values())
         remotes = list(_REMOTE)
         _OPEN.clear()
         _STORES.clear()
         _REMOTE.clear()
+    for backend in backends:  # first: a local backend's compactor stops before its store
+        backend.close()
     for store in stores:
         store.close()
     for remote in remotes:

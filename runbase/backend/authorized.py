@@ -16,6 +16,7 @@ from typing import Any
 from runbase.backend.accounts import Principal
 from runbase.backend.base import (
     Backend,
+    Bucket,
     Chunks,
     FileRecord,
     HistoryKeys,
@@ -28,6 +29,7 @@ from runbase.backend.base import (
     RunPath,
     RunQuery,
     RunRecord,
+    StoredRow,
     SweepRecord,
 )
 from runbase.errors import Forbidden, NotFound
@@ -136,7 +138,7 @@ class AuthorizedBackend(Backend):
         self.access.read(path.entity, _run(path))
         return self.backend.sample_history(path, stream, samples, keys)
 
-    def scan_history(self, query: HistoryQuery) -> Page[str]:
+    def scan_history(self, query: HistoryQuery) -> Page[StoredRow]:
         self.access.read(query.path.entity, _run(query.path))
         return self.backend.scan_history(query)
 
@@ -146,6 +148,14 @@ class AuthorizedBackend(Backend):
         for path in paths:
             self.access.read(path.entity, _run(path))
         return self.backend.sample_histories(paths, stream, samples, keys)
+
+    def bucketed_histories(
+        self, paths: list[RunPath], stream: str, key: str, x_axis: str, buckets: int,
+        x_min: float | None, x_max: float | None,
+    ) -> list[list[Bucket]]:  # fmt: skip
+        for path in paths:
+            self.access.read(path.entity, _run(path))
+        return self.backend.bucketed_histories(paths, stream, key, x_axis, buckets, x_min, x_max)
 
     # files
     def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:

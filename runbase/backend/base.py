@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
@@ -255,6 +256,11 @@ class SweepRecord:
     created_at: float
 
 
+# A history row as a read gives it: its JSON text (the hot tier; NaN and infinities as tokens)
+# or, read from a segment in this process, the decoded row. Rows never cross HTTP as dicts.
+StoredRow = str | dict[str, Any]
+
+
 class HistoryRow(NamedTuple):
     """One history row ready to store: ``keys`` its sorted leaf keys, ``row`` its JSON text.
 
@@ -311,6 +317,44 @@ class HistoryKeys:
     keys: dict[str, int]
     last_step: int | None
     line_count: int
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket of a chart's curve: its last point (``x``, ``y``: the point of greatest x,
+    the later row on a tie), the least and greatest y of its points (floats) and how many
+    points it holds. A raw point is a bucket of its own: ``y_min == y_max == y``, count 1."""
+
+    x: float
+    y: float
+    y_min: float
+    y_max: float
+    count: int
+
+
+def check_bucketing(
+    stream: Any, key: Any, x_axis: Any, buckets: Any, x_min: Any, x_max: Any
+) -> None:
+    """``InvalidInput`` naming the first argument of a bucketed read that is wrong."""
+    checks.stream(stream)
+    for name, value in (("key", key), ("x_axis", x_axis)):
+        if not isinstance(value, str):
+            raise InvalidInput(f"{name} must be a string, not {value!r}")
+    checks.positive_int(buckets, "buckets")
+    for name, value in (("x_min", x_min), ("x_max", x_max)):
+        if value is not None and not _is_finite_number(value):
+            raise InvalidInput(f"{name} must be a finite number or None, not {value!r}")
+    if x_min is not None and x_max is not None and x_min > x_max:
+        raise InvalidInput(f"x_min must not be greater than x_max, not {x_min!r} > {x_max!r}")
+
+
+def _is_finite_number(value: Any) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 Chunks = Iterable[bytes]
@@ -385,10 +429,10 @@ class Backend(abc.ABC):
         ``keys``, only rows holding all of them."""
 
     @abc.abstractmethod
-    def scan_history(self, query: HistoryQuery) -> Page[str]:
-        """One page of rows (JSON text) in index order."""
+    def scan_history(self, query: HistoryQuery) -> Page[StoredRow]:
+        """One page of rows in index order."""
 
-    def scan_pages(self, query: HistoryQuery) -> Generator[Page[str], None, None]:
+    def scan_pages(self, query: HistoryQuery) -> Generator[Page[StoredRow], None, None]:
         """Every page of ``query`` from its cursor on, each ``query.page_size`` rows at most;
         errors are raised by iteration. A backend may send the pages ahead of the reader."""
         while True:
@@ -403,6 +447,28 @@ class Backend(abc.ABC):
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
     ) -> list[list[str]]:
         """``sample_history`` for many runs at once, in the order of ``paths``."""
+
+    @abc.abstractmethod
+    def bucketed_histories(
+        self,
+        paths: list[RunPath],
+        stream: str,
+        key: str,
+        x_axis: str,
+        buckets: int,
+        x_min: float | None,
+        x_max: float | None,
+    ) -> list[list[Bucket]]:
+        """A chart's curve of ``key`` over ``x_axis`` for each run, in the order of ``paths``:
+        at most ``buckets`` buckets in x order, or each point as its own bucket when the
+        range holds no more than ``buckets`` points.
+
+        A point is a row of the stream holding both keys with real numbers (int or float,
+        not bool), both finite: rows whose x or y is missing, None, NaN, infinite or of
+        another type are no points. ``x_min`` and ``x_max`` are inclusive. The buckets split
+        ``[lo, hi]`` (``x_min``/``x_max``, else the least/greatest x of the points) into
+        equal widths: a point goes to ``floor((x - lo) / (hi - lo) * buckets)``, the last
+        one when ``x == hi``; empty buckets are left out."""
 
     # files
     @abc.abstractmethod

@@ -21,6 +21,7 @@ from runbase.backend import wire
 from runbase.backend.base import (
     CHUNK_SIZE,
     Backend,
+    Bucket,
     Chunks,
     FileRecord,
     HistoryKeys,
@@ -33,7 +34,9 @@ from runbase.backend.base import (
     RunPath,
     RunQuery,
     RunRecord,
+    StoredRow,
     SweepRecord,
+    check_bucketing,
     check_new_run,
     check_path,
     check_run_changes,
@@ -169,14 +172,14 @@ class HttpBackend(Backend):
         rows: list[str] = self._json("POST", _run_url(path, "history", "sample"), body)["rows"]
         return rows
 
-    def scan_history(self, query: HistoryQuery) -> Page[str]:
+    def scan_history(self, query: HistoryQuery) -> Page[StoredRow]:
         found = self._send("POST", _run_url(query.path, "history", "scan"),
                            content=_scan_body(query), headers=JSON)  # fmt: skip
         for page in _read_frames(iter([found.content]), found.request.url):
             return page
         raise CommError(f"{found.request.url}: the answer holds no page")
 
-    def scan_pages(self, query: HistoryQuery) -> Generator[Page[str], None, None]:
+    def scan_pages(self, query: HistoryQuery) -> Generator[Page[StoredRow], None, None]:
         """One request; the server sends page after page as they are read."""
         where = _run_url(query.path, "history", "pages")
         response = self._open("POST", where, content=_scan_body(query), headers=JSON)
@@ -193,6 +196,18 @@ class HttpBackend(Backend):
         body = {"paths": paths, "stream": stream, "samples": samples, "keys": keys}
         rows: list[list[str]] = self._json("POST", "/history/samples", body)["rows"]
         return rows
+
+    def bucketed_histories(
+        self, paths: list[RunPath], stream: str, key: str, x_axis: str, buckets: int,
+        x_min: float | None, x_max: float | None,
+    ) -> list[list[Bucket]]:  # fmt: skip
+        for path in paths:
+            check_path(path)
+        check_bucketing(stream, key, x_axis, buckets, x_min, x_max)
+        body = {"paths": paths, "stream": stream, "key": key, "x_axis": x_axis,
+                "buckets": buckets, "x_min": x_min, "x_max": x_max}  # fmt: skip
+        found = self._json("POST", "/history/buckets", body)["buckets"]
+        return [[wire.record(Bucket, item) for item in run] for run in found]
 
     # files
     def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:
@@ -298,7 +313,7 @@ def _scan_body(query: HistoryQuery) -> bytes:
     return wire.dumps(body)
 
 
-def _read_frames(chunks: Iterator[bytes], source: object) -> Iterator[Page[str]]:
+def _read_frames(chunks: Iterator[bytes], source: object) -> Iterator[Page[StoredRow]]:
     """The pages of a stream of ``wire.rows_frame``s, up to the one without a next cursor;
     an error frame raises its error; a stream that ends early raises ``CommError``."""
     buffer = bytearray()
@@ -324,9 +339,9 @@ def _read_frames(chunks: Iterator[bytes], source: object) -> Iterator[Page[str]]
         size, cursor = head["bytes"], head["next_cursor"]
         if not fill(size):
             raise CommError(f"{source}: the rows ended inside a page")
-        body = buffer[:size].decode()
+        rows: list[StoredRow] = buffer[:size].decode().split("\n")[:-1]  # type: ignore[assignment]
         del buffer[:size]
-        yield Page(body.split("\n")[:-1], cursor)
+        yield Page(rows, cursor)
         if cursor is None:
             return
 

@@ -8,6 +8,7 @@ Every public method raises only ``RunbaseError``s: the store raises ``InvalidInp
 from __future__ import annotations
 
 import functools
+import logging
 import operator
 import time
 import uuid
@@ -20,6 +21,7 @@ from runbase import checks
 from runbase.backend.base import (
     CHUNK_SIZE,
     Backend,
+    Bucket,
     Chunks,
     FileRecord,
     HistoryKeys,
@@ -32,7 +34,9 @@ from runbase.backend.base import (
     RunPath,
     RunQuery,
     RunRecord,
+    StoredRow,
     SweepRecord,
+    check_bucketing,
     check_new_run,
     check_path,
     check_run_changes,
@@ -40,15 +44,20 @@ from runbase.backend.base import (
 from runbase.errors import CommError, InvalidInput, RunbaseError
 from runbase.settings import _default_user
 from runbase.store import Store
+from runbase.store import curves as curve_store
 from runbase.store import files as file_store
 from runbase.store import history as history_store
 from runbase.store import projects as project_store
 from runbase.store import runs as run_store
+from runbase.store import segments as segment_store
 from runbase.store import sweeps as sweep_store
+from runbase.store.schema import STREAMS
+from runbase.store.segments import SEGMENT_ROWS
 
 P = ParamSpec("P")
 T = TypeVar("T")
 RENAMED = {"metadata": "run_metadata"}
+log = logging.getLogger("runbase")
 _row_text = operator.itemgetter(1)
 
 
@@ -56,10 +65,17 @@ class LocalBackend(Backend):
     """Calls the store directly. Runs whose heartbeat is older than ``stale_after`` seconds
     read as crashed. The local user owns every run: records are never ``read_only``."""
 
-    def __init__(self, store: Store, entity: str | None = None, stale_after: float = 60.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        entity: str | None = None,
+        stale_after: float = 60.0,
+        compact_rows: int = 100_000,
+    ) -> None:
         self.store = store
         self.entity = entity or _default_user()
         self.stale_after = stale_after
+        self.compact_rows = compact_rows
         self._pks: dict[RunPath, int] = {}
 
     def default_entity(self) -> str:
@@ -126,6 +142,49 @@ class LocalBackend(Backend):
         check_path(path)
         check_run_changes(RunChanges(state=state, exit_code=exit_code))
         run_store.finish_run(self.store, *path, state, exit_code)
+        if self.compact_rows > 0:
+            for number in STREAMS.values():
+                job = functools.partial(self._compact_quietly, path, number)
+                self.store.compactor.request((path, number), job, urgent=True)
+
+    def wait_for_compaction(self, timeout: float | None = None) -> bool:
+        """Wait until the compactions asked for so far are done; False after ``timeout``."""
+        return self.store.compactor.wait(timeout)
+
+    def compact(self, path: RunPath) -> int:
+        """Move the run's hot history rows into columnar segments, a segment per transaction;
+        how many moved. Safe while the run logs: rows logged meanwhile stay hot."""
+        pk = self._pk(path)
+        return sum(self._compact_stream(pk, number) for number in STREAMS.values())
+
+    def hot_runs(
+        self, entity: str | None = None, project: str | None = None, run_id: str | None = None
+    ) -> list[RunPath]:
+        """The runs with history not compacted yet (of an entity, project or run if named)."""
+        with self.store.read() as conn:
+            return [RunPath(*path) for path in run_store.runs_with_hot_rows(
+                conn, entity, project, run_id)]  # fmt: skip
+
+    def _compact_stream(
+        self, pk: int, stream: int, stopping: Callable[[], bool] = lambda: False
+    ) -> int:
+        with self.store.read() as conn:
+            upto = history_store.line_count(conn, pk, stream) - 1
+        moved = total = SEGMENT_ROWS
+        while moved == SEGMENT_ROWS and not stopping():
+            moved = self.store.write_fn(
+                lambda conn: segment_store.compact_next(conn, pk, stream, upto)
+            )
+            total += moved
+        return total - SEGMENT_ROWS
+
+    def _compact_quietly(self, path: RunPath, stream: int, stopping: Callable[[], bool]) -> None:
+        """Compaction after a write already stored: a failure leaves the rows hot (and
+        readable), and is logged rather than raised."""
+        try:
+            self._compact_stream(self._pk(path), stream, stopping)
+        except Exception:  # noqa: BLE001
+            log.exception("compacting the history of %s failed; its rows stay hot", path)
 
     def query_runs(self, query: RunQuery) -> Page[RunRecord]:
         checks.positive_int(query.per_page, "per_page")
@@ -149,10 +208,16 @@ class LocalBackend(Backend):
         pk = self._pk(path)
         dialect = self.store.dialect
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> int:
             history_store.append(conn, dialect, pk, number, rows, latest)
+            return rows[-1][0] - segment_store.watermark(conn, pk, number) if rows else 0
 
-        self.store.write_fn(write)
+        hot = self.store.write_fn(write)
+        compactor = self.store.compactor
+        compactor.appended()
+        if 0 < self.compact_rows < hot:
+            job = functools.partial(self._compact_quietly, path, number)
+            compactor.request((path, number), job, urgent=hot > 4 * self.compact_rows)
 
     def history_keys(self, path: RunPath, stream: str = "default") -> HistoryKeys:
         number = history_store.stream_number(stream)
@@ -167,20 +232,23 @@ class LocalBackend(Backend):
     ) -> list[str]:
         return self.sample_histories([path], stream, samples, keys)[0]
 
-    def scan_history(self, query: HistoryQuery) -> Page[str]:
+    def scan_history(self, query: HistoryQuery) -> Page[StoredRow]:
         number = history_store.stream_number(query.stream)
         checks.positive_int(query.page_size, "page_size")
         keys = checks.keys(query.keys)
         checks.optional_int(query.min_step, "min_step")
         checks.optional_int(query.max_step, "max_step")
         pk = self._pk(query.path)
+        cache = self.store.segments
         with self.store.read() as conn:
             if query.cursor is None:
-                bounds = history_store.scan_bounds(conn, pk, number, query.min_step, query.max_step)
+                bounds = history_store.scan_bounds(
+                    conn, cache, pk, number, query.min_step, query.max_step
+                )
             else:
                 bounds = history_store.ScanBounds.decode(query.cursor)
             found = history_store.scan(
-                conn, self.store.dialect, pk, number, bounds, keys, query.page_size
+                conn, self.store.dialect, cache, pk, number, bounds, keys, query.page_size
             )
         rows = list(map(_row_text, found))
         if len(found) < query.page_size:
@@ -195,7 +263,23 @@ class LocalBackend(Backend):
         wanted = checks.keys(keys)
         pks = [self._pk(path) for path in paths]
         with self.store.read() as conn:
-            return history_store.sample_many(conn, self.store.dialect, pks, number, samples, wanted)
+            return history_store.sample_many(
+                conn, self.store.dialect, self.store.segments, pks, number, samples, wanted
+            )
+
+    def bucketed_histories(
+        self, paths: list[RunPath], stream: str, key: str, x_axis: str, buckets: int,
+        x_min: float | None, x_max: float | None,
+    ) -> list[list[Bucket]]:  # fmt: skip
+        check_bucketing(stream, key, x_axis, buckets, x_min, x_max)
+        number = history_store.stream_number(stream)
+        pks = [self._pk(path) for path in paths]
+        with self.store.read() as conn:
+            found = curve_store.bucketed_many(
+                conn, self.store.dialect, self.store.segments, pks, number, key, x_axis,
+                buckets, x_min, x_max,
+            )  # fmt: skip
+        return [[Bucket(*row) for row in rows] for rows in found]
 
     # files
     def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:
@@ -306,5 +390,5 @@ def _comm_errors(chunks: Iterator[bytes]) -> Iterator[bytes]:
         raise _as_runbase_error(exc) from exc
 
 
-for _name in Backend.__abstractmethods__:
+for _name in [*Backend.__abstractmethods__, "compact"]:
     setattr(LocalBackend, _name, _runbase_errors(getattr(LocalBackend, _name)))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from runbase import documents
-from runbase.backend.base import HistoryRow, Page, RunPath
+from runbase.backend.base import HistoryRow, Page, RunPath, StoredRow
 
 T = TypeVar("T")
 
@@ -69,11 +69,13 @@ def run_path(value: list[Any] | tuple[Any, ...]) -> RunPath:
     return RunPath(entity, project, run_id)
 
 
-def rows_frame(page: Page[str]) -> bytes:
+def rows_frame(page: Page[StoredRow]) -> bytes:
     """A page of stored rows as lines: ``{"next_cursor", "rows", "bytes"}``, then each row's
-    JSON text as stored (NaN and infinities as tokens), one per line, ``bytes`` long in all.
-    Stored rows hold no raw newline: JSON escapes it inside strings."""
-    body = "".join(row + "\n" for row in page.items).encode()
+    JSON text as stored (NaN and infinities as tokens; a row read from a segment is written
+    so), one per line, ``bytes`` long in all. Rows hold no raw newline: JSON escapes it."""
+    body = "".join(
+        (row if isinstance(row, str) else documents.encode_row(row)) + "\n" for row in page.items
+    ).encode()
     head = {"next_cursor": page.next_cursor, "rows": len(page.items), "bytes": len(body)}
     return dumps(head) + b"\n" + body
 

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
 
 from runbase import documents
-from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunChanges, RunPath, RunQuery
+from runbase.backend.base import (
+    Bucket,
+    HistoryQuery,
+    HistoryRow,
+    NewRun,
+    RunChanges,
+    RunPath,
+    RunQuery,
+)
 from runbase.backend.wire import history_row, run_path
 
 Document = dict[StrictStr, Any]
@@ -142,6 +150,22 @@ class SampleManyBody(SampleBody):
         return [run_path(path) for path in self.paths]
 
 
+class BucketsBody(Body):
+    """A chart's curve of ``key`` over ``x_axis`` for each run of ``paths``;
+    ``x_min`` and ``x_max`` are inclusive."""
+
+    paths: list[tuple[StrictStr, StrictStr, StrictStr]]
+    stream: StrictStr = "default"
+    key: StrictStr
+    x_axis: StrictStr = "_step"
+    buckets: StrictInt = 1000
+    x_min: StrictInt | StrictFloat | None = None
+    x_max: StrictInt | StrictFloat | None = None
+
+    def run_paths(self) -> list[RunPath]:
+        return [run_path(path) for path in self.paths]
+
+
 class ScanBody(Body):
     stream: StrictStr = "default"
     keys: list[StrictStr] | None = None
@@ -195,3 +219,9 @@ class RowsAnswer(Answer):
 
 class RowsOfRunsAnswer(Answer):
     rows: list[list[str]]
+
+
+class BucketsAnswer(Answer):
+    """Each run's buckets in x order, in the order of the request's ``paths``."""
+
+    buckets: list[list[Bucket]]

@@ -25,6 +25,7 @@ from runbase.backend.base import (
     ProjectRecord,
     RunPath,
     RunRecord,
+    StoredRow,
     SweepRecord,
 )
 from runbase.backend.wire import dumps, error_frame, rows_frame
@@ -33,6 +34,8 @@ from runbase.server.auth import authorize
 from runbase.server.limits import checked_upload, read_body
 from runbase.server.models import (
     AppendBody,
+    BucketsAnswer,
+    BucketsBody,
     CountAnswer,
     DocumentBody,
     Done,
@@ -220,7 +223,7 @@ def scan_pages(backend: Store, path: Path, body: ScanBody) -> Response:
     return StreamingResponse(_frames(first, pages), media_type=ROWS)
 
 
-def _frames(first: Page[str], pages: Iterator[Page[str]]) -> Iterator[bytes]:
+def _frames(first: Page[StoredRow], pages: Iterator[Page[StoredRow]]) -> Iterator[bytes]:
     yield rows_frame(first)
     try:
         for page in pages:
@@ -236,6 +239,14 @@ def _frames(first: Page[str], pages: Iterator[Page[str]]) -> Iterator[bytes]:
 def sample_histories(backend: Store, body: SampleManyBody) -> Response:
     rows = backend.sample_histories(body.run_paths(), body.stream, body.samples, body.keys)
     return WireResponse({"rows": rows})
+
+
+@router.post("/history/buckets", response_model=BucketsAnswer)
+def bucketed_histories(backend: Store, body: BucketsBody) -> Response:
+    """Bucketed curves for charts: each bucket's last point, y range and point count."""
+    found = backend.bucketed_histories(body.run_paths(), body.stream, body.key, body.x_axis,
+                                       body.buckets, body.x_min, body.x_max)  # fmt: skip
+    return WireResponse({"buckets": found})
 
 
 # files

@@ -24,6 +24,7 @@ from runbase.errors import CommError, RunbaseError
 from runbase.store.blobs import BlobStore, open_blobs
 from runbase.store.dialect import Dialect, dialect_for, sqlite_module
 from runbase.store.migrations import migrate
+from runbase.store.segments import Compactor, SegmentCache
 
 __all__ = ["Store", "sqlite_module"]
 
@@ -34,12 +35,15 @@ ANALYZE_FROM = 1000  # runs below which the planner needs no statistics
 
 class Store:
     """One database. ``write_fn(fn)`` runs ``fn(conn)`` in a write transaction; ``read()``
-    gives a read transaction; ``blobs`` holds the bytes of files."""
+    gives a read transaction; ``blobs`` holds the bytes of files; ``segments`` caches decoded
+    history segments; ``compactor`` compacts history in the background."""
 
     def __init__(self, engine: Engine, dialect: Dialect, blobs: BlobStore) -> None:
         self.engine = engine
         self.dialect = dialect
         self.blobs = blobs
+        self.segments = SegmentCache()
+        self.compactor = Compactor()
         self.scan_runs = False
         self._statistics_read = -STATISTICS_EVERY
         self._writer = _SingleWriter(engine) if dialect.single_writer else None
@@ -108,6 +112,7 @@ class Store:
             self.scan_runs = analyzed >= ANALYZE_FROM and per_project * 4 > analyzed
 
     def close(self) -> None:
+        self.compactor.stop()  # before the connections go: a compaction finishes its segment
         if self._writer is not None:
             self._writer.close()
         self.engine.dispose()

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import orjson
 from sqlalchemy import (
     Column,
-    ColumnElement,
     Connection,
     Select,
     and_,
@@ -31,9 +31,11 @@ from sqlalchemy import (
 
 from runbase import checks
 from runbase.errors import InvalidInput
+from runbase.store import segments
 from runbase.store.dialect import Dialect, Prepared, fetch_all
 from runbase.store.runs import merge_document_pk
 from runbase.store.schema import STREAMS, history, key_hash, key_sets, runs
+from runbase.store.segments import SegmentCache
 
 HISTORY_COLUMNS = ("idx", "step", "key_set", "row")
 _keys_of = itemgetter(2)
@@ -41,6 +43,7 @@ LINE_COUNT: dict[int, Column[Any]] = {0: runs.c.history_line_count, 1: runs.c.sy
 LATEST_DOCUMENT: dict[int, Column[Any]] = {0: runs.c.summary, 1: runs.c.system_metrics}
 Row = tuple[int, int, tuple[str, ...], str]
 LAST_INDEX = 2**62
+RETRIES = 5  # reads of rows that compactions keep moving
 
 
 def stream_number(stream: str) -> int:
@@ -61,6 +64,11 @@ def append(
     were new."""
     inserted = 0
     values: dict[Any, Any] = {runs.c.heartbeat_at: time.time()}
+    if rows:
+        segments.lock_run(conn, pk)  # no compaction between the watermark and the insert
+        mark = segments.watermark(conn, pk, stream)
+        if rows[0][0] <= mark:  # a retried batch: what is compacted is stored already
+            rows = [row for row in rows if row[0] > mark]
     if rows:
         ids = _key_set_ids(conn, dialect, pk, stream, set(map(_keys_of, rows)))
         params = [(idx, step, ids[keys], text) for idx, step, keys, text in rows]
@@ -122,6 +130,7 @@ def _count_key_sets(
                 .values(row_count=key_sets.c.row_count + n)
             )
         return
+    compacted = segments.key_set_rows(conn, pk, stream)
     for key_set in set(ids.values()):
         total = select(func.count()).where(
             history.c.run_pk == pk, history.c.stream == stream, history.c.key_set == key_set
@@ -129,7 +138,7 @@ def _count_key_sets(
         conn.execute(
             update(key_sets)
             .where(key_sets.c.id == key_set)
-            .values(row_count=total.scalar_subquery())
+            .values(row_count=total.scalar_subquery() + compacted.get(key_set, 0))
         )
 
 
@@ -202,6 +211,7 @@ def evenly(n: int, samples: int) -> list[int]:
 def sample_indexes(
     conn: Connection,
     dialect: Dialect,
+    cache: SegmentCache,
     pk: int,
     stream: int,
     samples: int,
@@ -215,35 +225,66 @@ def sample_indexes(
         return evenly(line_count(conn, pk, stream), samples)
     if not key_set_ids:
         return []
+    mark = segments.watermark(conn, pk, stream)
     stmt = (
         select(history.c.idx)
-        .where(*where, history.c.key_set.in_(key_set_ids))
+        .where(*where, history.c.key_set.in_(key_set_ids), history.c.idx > mark)
         .order_by(history.c.idx)
     )
-    matching = [idx for (idx,) in fetch_all(conn, _by_key_set(dialect, stmt, sparse))]
+    matching = _compacted_indexes(conn, cache, pk, stream, mark, key_set_ids)
+    matching += [idx for (idx,) in fetch_all(conn, _by_key_set(dialect, stmt, sparse))]
     return [matching[i] for i in evenly(len(matching), samples)]
 
 
+def _compacted_indexes(
+    conn: Connection, cache: SegmentCache, pk: int, stream: int, mark: int, key_set_ids: list[int]
+) -> list[int]:
+    """Indexes of the compacted rows of the given key sets."""
+    found: list[int] = []
+    for segment in segments.overlapping(conn, pk, stream, -1, mark):
+        if not set(segment.key_sets) & set(key_set_ids):
+            continue
+        rows = cache.rows(conn, segment.id)
+        found += rows.idx[np.isin(rows.key_set, key_set_ids)].tolist()
+    return found
+
+
 def sample(
-    conn: Connection, dialect: Dialect, pk: int, stream: int, samples: int,
+    conn: Connection, dialect: Dialect, cache: SegmentCache, pk: int, stream: int, samples: int,
     keys: Sequence[str] | None,
 ) -> list[str]:  # fmt: skip
     """At most ``samples`` rows evenly spread, first and last included."""
-    return sample_many(conn, dialect, [pk], stream, samples, keys)[0]
+    return sample_many(conn, dialect, cache, [pk], stream, samples, keys)[0]
 
 
 def sample_many(
-    conn: Connection, dialect: Dialect, pks: list[int], stream: int, samples: int,
-    keys: Sequence[str] | None,
+    conn: Connection, dialect: Dialect, cache: SegmentCache, pks: list[int], stream: int,
+    samples: int, keys: Sequence[str] | None,
 ) -> list[list[str]]:  # fmt: skip
-    """``sample`` for many runs in one query, in the order of ``pks``."""
-    wanted = {pk: sample_indexes(conn, dialect, pk, stream, samples, keys) for pk in pks}
+    """``sample`` for many runs in one query of the hot rows, in the order of ``pks``."""
+    for _ in range(RETRIES):
+        marks = {pk: segments.watermark(conn, pk, stream) for pk in pks}
+        found = _sample_many(conn, dialect, cache, marks, stream, samples, keys)
+        if all(segments.watermark(conn, pk, stream) == mark for pk, mark in marks.items()):
+            break  # else a compaction moved rows while they were read: read again
+    return found
+
+
+def _sample_many(
+    conn: Connection, dialect: Dialect, cache: SegmentCache, marks: dict[int, int], stream: int,
+    samples: int, keys: Sequence[str] | None,
+) -> list[list[str]]:  # fmt: skip
+    wanted = {pk: sample_indexes(conn, dialect, cache, pk, stream, samples, keys) for pk in marks}
+    found: dict[int, list[str]] = {pk: [] for pk in marks}
+    for pk, indexes in wanted.items():
+        cold = [idx for idx in indexes if idx <= marks[pk]]
+        if cold:
+            found[pk] = _compacted_texts(conn, cache, pk, stream, cold)
     clauses = [
-        and_(history.c.run_pk == pk, dialect.in_list(history.c.idx, indexes))
+        and_(history.c.run_pk == pk, dialect.in_list(history.c.idx, hot))
         for pk, indexes in wanted.items()
-        if indexes
+        if (hot := [idx for idx in indexes if idx > marks[pk]])
     ]
-    found: dict[int, list[str]] = {pk: [] for pk in pks}
     if clauses:
         stmt = (
             select(history.c.run_pk, history.c.row)
@@ -252,7 +293,22 @@ def sample_many(
         )
         for pk, row in fetch_all(conn, stmt):
             found[pk].append(row)
-    return [found[pk] for pk in pks]
+    return [found[pk] for pk in marks]
+
+
+def _compacted_texts(
+    conn: Connection, cache: SegmentCache, pk: int, stream: int, indexes: list[int]
+) -> list[str]:
+    """The compacted rows at ``indexes`` (ascending) as JSON text."""
+    texts: list[str] = []
+    wanted = np.array(indexes, np.int64)
+    for segment in segments.overlapping(conn, pk, stream, indexes[0] - 1, indexes[-1]):
+        rows = cache.rows(conn, segment.id)
+        inside = wanted[(wanted >= segment.first_idx) & (wanted <= segment.last_idx)]
+        positions = np.searchsorted(rows.idx, inside)
+        positions = positions[rows.idx[np.minimum(positions, len(rows) - 1)] == inside]
+        texts += rows.texts(rows.dicts(0, 0, picked=positions))
+    return texts
 
 
 def _scan_statement(keyed: bool, sparse: bool) -> Prepared:
@@ -315,16 +371,17 @@ def _is_int(value: Any) -> bool:
 
 
 def scan_bounds(
-    conn: Connection, pk: int, stream: int, min_step: int | None, max_step: int | None
-) -> ScanBounds:
+    conn: Connection, cache: SegmentCache, pk: int, stream: int, min_step: int | None,
+    max_step: int | None,
+) -> ScanBounds:  # fmt: skip
     """The index bounds of the rows with ``min_step <= step < max_step``; a lookup per
     bound, whatever holes the index has."""
     after, upto = -1, LAST_INDEX
     if min_step is not None:
-        first = _index_at_step(conn, pk, stream, history.c.step >= min_step, last=False)
+        first = _index_at_step(conn, cache, pk, stream, min_step, last=False)
         after = LAST_INDEX if first is None else first - 1
     if max_step is not None:
-        last = _index_at_step(conn, pk, stream, history.c.step < max_step, last=True)
+        last = _index_at_step(conn, cache, pk, stream, max_step, last=True)
         upto = -1 if last is None else last
     return ScanBounds(after, upto)
 
@@ -332,42 +389,97 @@ def scan_bounds(
 def scan(
     conn: Connection,
     dialect: Dialect,
+    cache: SegmentCache,
     pk: int,
     stream: int,
     bounds: ScanBounds,
     keys: Sequence[str] | None,
     limit: int,
-) -> list[tuple[int, str]]:
-    """Rows within ``bounds`` in index order, at most ``limit``, as (idx, row text); with
-    ``keys``, only rows holding all of them (key sets are looked up on each page, so a live
-    run's new key sets are found)."""
+) -> list[tuple[int, str | dict[str, Any]]]:
+    """Rows within ``bounds`` in index order, at most ``limit``, as (idx, row): the JSON text
+    of a hot row, the decoded dict of a compacted one. With ``keys``, only rows holding all of
+    them (key sets are looked up on each page, so a live run's new key sets are found).
+
+    Segments never change once written, so rows of segments seen before are read from the
+    cache without a query; only the rows past them need the database."""
     if bounds.after >= bounds.upto:
         return []
     key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
     if key_set_ids == []:
         return []
-    params = {
-        "pk": pk, "stream": stream, "after": bounds.after, "upto": bounds.upto, "limit": limit
-    }  # fmt: skip
-    if key_set_ids is not None:
-        params["key_sets"] = dialect.list_value(key_set_ids)
-    statement = SCANS[key_set_ids is not None, sparse]
-    return statement.fetch_all(conn, dialect, **params)
+    after = bounds.after
+    known = cache.known(pk, stream)
+    found = _compacted(conn, cache, known, after, bounds.upto, key_set_ids, limit)
+    if len(found) >= limit or (known and bounds.upto <= known[-1].last_idx):
+        return found
+    after = max(after, known[-1].last_idx if known else -1)
+    rest: list[tuple[int, str | dict[str, Any]]] = []
+    for _ in range(RETRIES):
+        mark = segments.watermark(conn, pk, stream)
+        known = cache.learn(conn, pk, stream, mark)
+        rest = _compacted(conn, cache, known, after, bounds.upto, key_set_ids, limit - len(found))
+        if len(found) + len(rest) < limit and bounds.upto > mark:
+            params = {
+                "pk": pk, "stream": stream, "after": max(after, mark),
+                "upto": bounds.upto, "limit": limit - len(found) - len(rest),
+            }  # fmt: skip
+            if key_set_ids is not None:
+                params["key_sets"] = dialect.list_value(key_set_ids)
+            statement = SCANS[key_set_ids is not None, sparse]
+            rest += statement.fetch_all(conn, dialect, **params)
+        if segments.watermark(conn, pk, stream) == mark:
+            break  # else a compaction moved rows while they were read: read again
+    return found + rest
+
+
+def _compacted(
+    conn: Connection, cache: SegmentCache, known: list[segments.Segment], after: int, upto: int,
+    key_set_ids: list[int] | None, limit: int,
+) -> list[tuple[int, str | dict[str, Any]]]:  # fmt: skip
+    """Rows of the ``known`` segments after ``after`` up to ``upto`` (of the key sets, when
+    given), at most ``limit``."""
+    found: list[tuple[int, str | dict[str, Any]]] = []
+    for segment in known:
+        if segment.last_idx <= after or segment.first_idx > upto or len(found) >= limit:
+            continue
+        if key_set_ids is not None and not set(segment.key_sets) & set(key_set_ids):
+            continue
+        rows = cache.rows(conn, segment.id)
+        start = int(np.searchsorted(rows.idx, after, side="right"))
+        stop = int(np.searchsorted(rows.idx, upto, side="right"))
+        if key_set_ids is None:
+            stop = min(stop, start + limit - len(found))
+            picked = None
+        else:
+            window = np.arange(start, stop)
+            picked = window[np.isin(rows.key_set[start:stop], key_set_ids)]
+            picked = picked[: limit - len(found)]
+        decoded = rows.dicts(start, stop, picked)
+        indexes = rows.idx[start:stop] if picked is None else rows.idx[picked]
+        found += zip(indexes.tolist(), decoded, strict=True)
+    return found
 
 
 def _index_at_step(
-    conn: Connection, pk: int, stream: int, condition: ColumnElement[bool], last: bool
+    conn: Connection, cache: SegmentCache, pk: int, stream: int, step: int, last: bool
 ) -> int | None:
-    """The index of the first (or ``last``) row meeting a condition on its step, through the
-    step index (steps grow with the index)."""
-    order = (
-        (history.c.step.desc(), history.c.idx.desc()) if last else (history.c.step, history.c.idx)
-    )
-    stmt = (
-        select(history.c.idx)
-        .where(history.c.run_pk == pk, history.c.stream == stream, condition)
-        .order_by(*order)
-        .limit(1)
-    )
+    """The index of the first row with a step of at least ``step``; with ``last``, of the last
+    row with a step below it (steps grow with the index): in the hot rows or the segments."""
+    segment = segments.at_step(conn, pk, stream, step, last)
+    if segment is not None and not last:
+        rows = cache.rows(conn, segment.id)
+        return int(rows.idx[int(np.argmax(rows.step >= step))])
+    stmt = select(history.c.idx).where(history.c.run_pk == pk, history.c.stream == stream)
+    if last:
+        stmt = stmt.where(history.c.step < step).order_by(
+            history.c.step.desc(), history.c.idx.desc()
+        )
+    else:
+        stmt = stmt.where(history.c.step >= step).order_by(history.c.step, history.c.idx)
+    stmt = stmt.limit(1)
     found: int | None = conn.execute(stmt).scalar()
+    if found is None and segment is not None:
+        rows = cache.rows(conn, segment.id)
+        below = np.flatnonzero(rows.step < step)
+        return int(rows.idx[below[-1]])
     return found

@@ -64,12 +64,18 @@ def _accounts(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ACCOUNT_TABLES, checkfirst=True)
 
 
+def _history_segments(conn: Connection) -> None:
+    """The cold tier's table (step 1 of a new database has made it already)."""
+    schema.history_segments.create(conn, checkfirst=True)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _create_first_schema,
     _index_history_by_step,
     _derive_crashed_at_read_time,
     _key_sets_unique_by_hash,
     _accounts,
+    _history_segments,
 ]
 
 

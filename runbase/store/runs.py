@@ -21,7 +21,7 @@ from runbase.store import order as run_order
 from runbase.store.engine import Store
 from runbase.store.filters import compile_filters, run_state
 from runbase.store.projects import ensure_project
-from runbase.store.schema import entities, projects, runs
+from runbase.store.schema import entities, history, projects, runs
 
 S = TypeVar("S", bound=Select[Any])
 Record = dict[str, Any]
@@ -292,3 +292,22 @@ def _decode_cursor(cursor: str) -> tuple[Any, int]:
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise InvalidFilter(f"malformed page cursor {cursor!r}") from None
     return value, storage_id
+
+
+def runs_with_hot_rows(
+    conn: Connection, entity: str | None = None, project: str | None = None,
+    run_id: str | None = None,
+) -> list[tuple[str, str, str]]:  # fmt: skip
+    """(entity, project, run id) of the runs with hot history rows, of an entity, project or
+    run when named."""
+    stmt = (
+        select(entities.c.name, projects.c.name, runs.c.run_id)
+        .select_from(RUNS_FROM)
+        .where(runs.c.storage_id.in_(select(history.c.run_pk).distinct()))
+        .order_by(entities.c.name, projects.c.name, runs.c.run_id)
+    )
+    for column, value in ((entities.c.name, entity), (projects.c.name, project),
+                          (runs.c.run_id, run_id)):  # fmt: skip
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return [(e, p, r) for e, p, r in conn.execute(stmt)]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -113,6 +114,27 @@ history = Table(
     Column("row", Text, nullable=False),
     Index("ix_history_key_set", "run_pk", "stream", "key_set", "idx"),
     sqlite_with_rowid=False,
+)
+
+# The cold tier: a contiguous range of one run's stream as Parquet (runbase.store.columnar),
+# with the rows of each key set it holds as JSON ({"key set id": rows}). Ids are never reused:
+# decoded segments are cached by id.
+history_segments = Table(
+    "history_segments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_pk", Integer, ForeignKey("runs.storage_id", ondelete="CASCADE"), nullable=False),
+    Column("stream", SmallInteger, nullable=False),
+    Column("first_idx", BigInteger, nullable=False),
+    Column("last_idx", BigInteger, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("key_sets", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    UniqueConstraint("run_pk", "stream", "first_idx", name="uq_history_segments_start"),
+    Index("ix_history_segments_end", "run_pk", "stream", "last_idx", "first_idx"),
+    sqlite_autoincrement=True,
 )
 
 files = Table(

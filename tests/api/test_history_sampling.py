@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -229,7 +230,7 @@ def test_histories_of_nothing(api, make, backend):
 def test_histories_in_every_format_keep_the_runs_order(api, make):
     for i in (2, 0, 1):
         path = make.create(f"r{i}")
-        rows = [{"_step": s, "loss": i + s / 10} for s in range(4)]
+        rows: list[dict[str, Any]] = [{"_step": s, "loss": i + s / 10} for s in range(4)]
         rows[1]["note"] = "text"  # sparse, and a string
         rows[2]["loss"] = math.nan
         make.log(path, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runbase.backend.base import Backend, HistoryQuery, RunPath
-from runbase.documents import decode_row
+from runbase.documents import decode_row, encode_row
 
 
 def stored_texts(backend: Backend, path: RunPath, stream: str = "default") -> list[str]:
@@ -16,7 +16,7 @@ def stored_texts(backend: Backend, path: RunPath, stream: str = "default") -> li
         page = backend.scan_history(
             HistoryQuery(path, stream=stream, page_size=10_000, cursor=cursor)
         )
-        texts.extend(page.items)
+        texts.extend(row if isinstance(row, str) else encode_row(row) for row in page.items)
         cursor = page.next_cursor
         if cursor is None:
             return texts

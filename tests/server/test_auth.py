@@ -121,6 +121,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict, object, bool]] = {
     ("POST", RUN + "/history/scan"): ({}, {}, False),
     ("POST", RUN + "/history/pages"): ({}, {}, False),
     ("POST", "/api/v1/history/samples"): ({}, "samples", False),
+    ("POST", "/api/v1/history/buckets"): ({}, "buckets", False),
     ("POST", "/api/v1/runs/query"): ({}, "project", False),
     ("POST", "/api/v1/runs/count"): ({}, "project", False),
     ("GET", RUN + "/files"): ({}, None, False),
@@ -152,6 +153,8 @@ def request_of(operation, keys, path: RunPath) -> tuple[str, str, dict]:
         kwargs["json"] = {"entity": path.entity, "project": path.project, "config": {}}
     elif body == "samples":
         kwargs["json"] = {"samples": 3, "paths": [list(path)]}
+    elif body == "buckets":
+        kwargs["json"] = {"key": "x", "buckets": 3, "paths": [list(path)]}
     elif isinstance(body, bytes):
         kwargs["content"] = body
     elif body is not None:

@@ -24,6 +24,7 @@ from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, Page, RunPath
 from runbase.backend.http import HttpBackend, _read_frames
 from runbase.backend.local import LocalBackend
 from runbase.cli import app
+from runbase.documents import decode_row
 from runbase.errors import CommError, InvalidInput, NotFound
 from runbase.server import create_app
 from runbase.settings import Settings
@@ -81,7 +82,7 @@ def test_a_run_over_a_socket(live_url, backend):
         remote.append_history(PATH, "default", rows, {"x": 4})
         remote.put_file(PATH, "big.bin", [b"x" * 3_000_000, b"y"])
         page = remote.scan_history(HistoryQuery(PATH, page_size=3))
-        assert [json.loads(row)["x"] for row in page.items] == [0, 1, 2] and page.next_cursor
+        assert [decode_row(row)["x"] for row in page.items] == [0, 1, 2] and page.next_cursor
         assert b"".join(remote.read_file(PATH, "big.bin")) == b"x" * 3_000_000 + b"y"
         with pytest.raises(NotFound):
             remote.get_run(RunPath("tester", "live", "missing"))

@@ -44,7 +44,7 @@ for start in range(0, rows, chunk):
         began = time.perf_counter()
         run.log({"i": i})
         slowest = max(slowest, time.perf_counter() - began)
-    if run._writer.flush(timeout=0.05):
+    if run._writer.flush(timeout=0.5):
         print("acked", min(rows, start + chunk), flush=True)
     time.sleep(pause)
 print("slowest log", slowest, flush=True)

@@ -1,0 +1,237 @@
+"""The files of an export: each sink writes one table, page by page, under a temporary name in
+the output directory, and gives the file its name only once it is complete.
+
+Parquet and CSV need every column's type before their first row. Their pages wait, typed batch
+by batch (``runbase.api.tables``), in an unnamed temporary file (Arrow IPC) in the output
+directory until the last page has come; then each column's type is known, and the pages are
+written out in order, Parquet in row groups. JSONL lines are written as the rows come: a line
+holds the row's values as they are, NaN and infinities as the tokens ``NaN``, ``Infinity`` and
+``-Infinity`` (as Python's ``json`` writes them), times as ISO 8601 text.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pyarrow as pa
+
+from runbase import documents
+from runbase.api.tables import Columns, conform, flatten, json_array, record_batch
+
+ROW_GROUP_ROWS = 100_000
+ROW_GROUP_BYTES = 64 << 20
+Advance = Callable[[int], None]
+Batches = Iterator[pa.RecordBatch]
+
+
+class Sink(abc.ABC):
+    """One file of an export, written under a temporary name until ``publish``."""
+
+    extension: str
+
+    def __init__(self, path: Path, head: pa.Schema, first: Sequence[str] = ()) -> None:
+        self.path = path
+        self.head = head
+        self.first = first
+        self.temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.partial"
+        self.temp.touch(exist_ok=False)
+        self.rows = 0
+
+    def add(self, head: dict[str, pa.Array], rows: list[dict[str, Any]]) -> None:
+        """One page: the ``head`` columns (of the head's types) beside the rows' values."""
+        if rows:
+            self._add(head, rows)
+            self.rows += len(rows)
+
+    @abc.abstractmethod
+    def _add(self, head: dict[str, pa.Array], rows: list[dict[str, Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def close(self, advance: Advance) -> None:
+        """Complete the temporary file, calling ``advance`` with the rows written as it goes."""
+
+    @property
+    def waiting(self) -> int:
+        """Rows added but not yet in the file."""
+        return 0
+
+    def publish(self) -> Path:
+        os.replace(self.temp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.temp.unlink(missing_ok=True)
+
+
+class Jsonl(Sink):
+    extension = "jsonl"
+
+    def __init__(self, path: Path, head: pa.Schema, first: Sequence[str] = ()) -> None:
+        super().__init__(path, head, first)
+        self.file: IO[bytes] = self.temp.open("wb")
+
+    def _add(self, head: dict[str, pa.Array], rows: list[dict[str, Any]]) -> None:
+        names = list(head)
+        values = [array.to_pylist() for array in head.values()]
+        lines = []
+        for i, row in enumerate(rows):
+            line = dict(zip(names, [column[i] for column in values], strict=True))
+            leaves = flatten(row)
+            for key in [*(name for name in self.first if name in leaves), *leaves]:
+                line.setdefault(key, leaves[key])
+            lines.append(json_line(line))
+        self.file.writelines(lines)
+
+    def close(self, advance: Advance) -> None:
+        self.file.close()
+
+    def discard(self) -> None:
+        self.file.close()
+        super().discard()
+
+
+def json_line(row: dict[str, Any]) -> bytes:
+    """The row as one line of JSON; non-finite floats as Python's ``json`` writes them."""
+    if documents.is_finite(row):
+        try:
+            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # an int beyond 64 bits
+            pass
+    text = json.dumps(row, allow_nan=True, default=_iso_time, separators=(",", ":"))
+    return text.encode() + b"\n"
+
+
+def _iso_time(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+class Typed(Sink):
+    """A sink whose file needs the table's types first: pages wait in a ``Spill``."""
+
+    def __init__(self, path: Path, head: pa.Schema, first: Sequence[str] = ()) -> None:
+        super().__init__(path, head, first)
+        self.columns = Columns(head, first)
+        self.spill = Spill(path.parent)
+
+    @property
+    def waiting(self) -> int:
+        return self.rows
+
+    def _add(self, head: dict[str, pa.Array], rows: list[dict[str, Any]]) -> None:
+        batch = record_batch(head, rows)
+        self.columns.add(batch)
+        self.spill.append(batch)
+
+    def close(self, advance: Advance) -> None:
+        try:
+            schema = self.columns.schema()
+            self._write(schema, (conform(batch, schema) for batch in self.spill), advance)
+        finally:
+            self.spill.close()
+
+    @abc.abstractmethod
+    def _write(self, schema: pa.Schema, batches: Batches, advance: Advance) -> None:
+        """Write the batches, each of ``schema``, to the temporary file."""
+
+    def discard(self) -> None:
+        self.spill.close()
+        super().discard()
+
+
+class Parquet(Typed):
+    extension = "parquet"
+
+    def _write(self, schema: pa.Schema, batches: Batches, advance: Advance) -> None:
+        import pyarrow.parquet as pq
+
+        # dictionaries only where values repeat (strings), not for metrics: 3x faster writes
+        strings = [field.name for field in schema if field.type == pa.string()]
+        options = {"compression": "zstd", "use_dictionary": strings}
+        with pq.ParquetWriter(self.temp, schema, **options) as writer:
+            for group in _row_groups(batches):
+                writer.write_table(pa.Table.from_batches(group, schema), ROW_GROUP_ROWS)
+                advance(sum(batch.num_rows for batch in group))
+
+
+def _row_groups(batches: Iterator[pa.RecordBatch]) -> Iterator[list[pa.RecordBatch]]:
+    """The batches in groups of about ``ROW_GROUP_ROWS`` rows (fewer if they are wide)."""
+    group: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in batches:
+        group.append(batch)
+        rows += batch.num_rows
+        size += batch.nbytes
+        if rows >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
+            yield group
+            group, rows, size = [], 0, 0
+    if group:
+        yield group
+
+
+class Csv(Typed):
+    """CSV: times as ISO 8601 text, tags and JSON columns as JSON text, NaN as ``nan``."""
+
+    extension = "csv"
+
+    def _write(self, schema: pa.Schema, batches: Batches, advance: Advance) -> None:
+        import pyarrow.csv as csv
+
+        fields = [pa.field(f.name, _csv_type(f.type), metadata=f.metadata) for f in schema]
+        with csv.CSVWriter(self.temp, pa.schema(fields)) as writer:
+            for batch in batches:
+                writer.write_batch(_csv_batch(batch, pa.schema(fields)))
+                advance(batch.num_rows)
+
+
+def _csv_type(type_: pa.DataType) -> pa.DataType:
+    plain = pa.types.is_timestamp(type_) or pa.types.is_list(type_)
+    return pa.string() if plain else type_
+
+
+def _csv_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = []
+    for array in batch.columns:
+        if pa.types.is_timestamp(array.type):
+            times = array.to_pylist()
+            array = pa.array([None if t is None else t.isoformat() for t in times], pa.string())
+        elif pa.types.is_list(array.type):
+            array = json_array(array.to_pylist())
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+class Spill:
+    """Record batches of any schemas, kept in order in an unnamed temporary file (it vanishes
+    when closed, or when the process ends) until read back."""
+
+    def __init__(self, directory: Path) -> None:
+        self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (closed by close())
+        self.spans: list[tuple[int, int]] = []
+
+    def append(self, batch: pa.RecordBatch) -> None:
+        start = self.file.tell()
+        with pa.ipc.new_stream(self.file, batch.schema) as writer:
+            writer.write_batch(batch)
+        self.spans.append((start, self.file.tell() - start))
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for start, size in self.spans:
+            self.file.seek(start)
+            yield pa.ipc.open_stream(self.file.read(size)).read_next_batch()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+SINKS: dict[str, type[Sink]] = {sink.extension: sink for sink in (Parquet, Csv, Jsonl)}

@@ -1,0 +1,300 @@
+"""The cold tier of history: hot rows compacted into Parquet segments, and reads of them.
+
+Segments cover a prefix of a run's stream: every index up to the stream's *watermark* (the
+last index a segment holds) is in segments, every later one in the hot ``history`` table. A
+compaction moves the next hot rows, at most ``SEGMENT_ROWS`` of them, into one segment and
+deletes them from the hot table in one transaction holding the run's row lock, so a crash
+leaves each row in exactly one tier; appends take the same lock and drop rows at or below the
+watermark (a retried batch already compacted). Segment bytes live in the database, so a
+compaction is one transaction and several processes and servers need no shared disk.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
+
+from runbase.store import columnar
+from runbase.store.schema import history, history_segments, runs
+
+SEGMENT_ROWS = 50_000
+CACHED_SEGMENTS = 8
+CACHED_COLUMNS = 256  # a chart's x and y of 256 segments: 12,800,000 points
+KNOWN_STREAMS = 10_000  # streams whose segment lists are remembered
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What the store keeps beside a segment's bytes."""
+
+    id: int
+    first_idx: int
+    last_idx: int
+    first_step: int
+    last_step: int
+    row_count: int
+    key_sets: dict[int, int]
+
+
+SEGMENT_COLUMNS = (
+    history_segments.c.id,
+    history_segments.c.first_idx,
+    history_segments.c.last_idx,
+    history_segments.c.first_step,
+    history_segments.c.last_step,
+    history_segments.c.row_count,
+    history_segments.c.key_sets,
+)
+
+
+def _segment(row: Any) -> Segment:
+    segment_id, first_idx, last_idx, first_step, last_step, row_count, key_sets = row
+    counts = {int(key): n for key, n in orjson.loads(key_sets).items()}
+    return Segment(segment_id, first_idx, last_idx, first_step, last_step, row_count, counts)
+
+
+_OF_STREAM = (
+    history_segments.c.run_pk == bindparam("pk"),
+    history_segments.c.stream == bindparam("stream"),
+)
+# built once: reads run these on every page
+_WATERMARK = select(func.max(history_segments.c.last_idx)).where(*_OF_STREAM)
+_OVERLAPPING = (
+    select(*SEGMENT_COLUMNS)
+    .where(
+        *_OF_STREAM,
+        history_segments.c.last_idx > bindparam("after"),
+        history_segments.c.first_idx <= bindparam("upto"),
+    )
+    .order_by(history_segments.c.first_idx)
+)
+
+
+def watermark(conn: Connection, pk: int, stream: int) -> int:
+    """The last index the stream's segments hold; -1 when it has none."""
+    found = conn.execute(_WATERMARK, {"pk": pk, "stream": stream}).scalar()
+    return -1 if found is None else int(found)
+
+
+def lock_run(conn: Connection, pk: int) -> None:
+    """Hold the run's row lock until the transaction ends (PostgreSQL; SQLite writes one
+    transaction at a time anyway)."""
+    conn.execute(select(runs.c.storage_id).where(runs.c.storage_id == pk).with_for_update())
+
+
+def compact_next(conn: Connection, pk: int, stream: int, upto: int) -> int:
+    """Move the next hot rows of the stream, up to index ``upto`` and at most
+    ``SEGMENT_ROWS``, into one segment, in the caller's transaction; how many moved."""
+    lock_run(conn, pk)
+    where = (history.c.run_pk == pk, history.c.stream == stream)
+    rows = conn.execute(
+        select(history.c.idx, history.c.step, history.c.key_set, history.c.row)
+        .where(*where, history.c.idx <= upto)
+        .order_by(history.c.idx)
+        .limit(SEGMENT_ROWS)
+    ).all()
+    if not rows:
+        return 0
+    encoded = columnar.encode([(row[0], row[1], row[2], row[3]) for row in rows])
+    conn.execute(
+        insert(history_segments).values(
+            run_pk=pk,
+            stream=stream,
+            first_idx=encoded.first_idx,
+            last_idx=encoded.last_idx,
+            first_step=encoded.first_step,
+            last_step=encoded.last_step,
+            row_count=encoded.row_count,
+            key_sets=orjson.dumps(encoded.key_set_counts, option=orjson.OPT_NON_STR_KEYS).decode(),
+            data=encoded.data,
+        )  # fmt: skip
+    )
+    conn.execute(delete(history).where(*where, history.c.idx <= encoded.last_idx))
+    return len(rows)
+
+
+def hot_rows(conn: Connection, pk: int, stream: int) -> int:
+    """How many rows of the stream are hot."""
+    found = conn.execute(
+        select(func.count()).where(history.c.run_pk == pk, history.c.stream == stream)
+    ).scalar()
+    return int(found or 0)
+
+
+def overlapping(conn: Connection, pk: int, stream: int, after: int, upto: int) -> list[Segment]:
+    """The stream's segments holding indexes after ``after`` up to ``upto``, in order."""
+    params = {"pk": pk, "stream": stream, "after": after, "upto": upto}
+    return [_segment(row) for row in conn.execute(_OVERLAPPING, params)]
+
+
+def at_step(conn: Connection, pk: int, stream: int, step: int, last: bool) -> Segment | None:
+    """The first segment whose rows reach ``step`` (last_step >= step); with ``last``, the
+    last segment with a row before it (first_step < step)."""
+    table = history_segments.c
+    stmt = select(*SEGMENT_COLUMNS).where(table.run_pk == pk, table.stream == stream).limit(1)
+    if last:
+        stmt = stmt.where(table.first_step < step).order_by(table.first_idx.desc())
+    else:
+        stmt = stmt.where(table.last_step >= step).order_by(table.first_idx)
+    found = conn.execute(stmt).first()
+    return None if found is None else _segment(found)
+
+
+def key_set_rows(conn: Connection, pk: int, stream: int) -> dict[int, int]:
+    """The rows of each key set that segments hold."""
+    counts: dict[int, int] = {}
+    found = conn.execute(
+        select(history_segments.c.key_sets).where(
+            history_segments.c.run_pk == pk, history_segments.c.stream == stream
+        )
+    )
+    for (text,) in found:
+        for key, n in orjson.loads(text).items():
+            counts[int(key)] = counts.get(int(key), 0) + n
+    return counts
+
+
+class SegmentCache:
+    """Decoded segments by id, the most recently used few (segments never change)."""
+
+    def __init__(self, size: int = CACHED_SEGMENTS) -> None:
+        self.size = size
+        self._decoded: OrderedDict[int, columnar.Rows] = OrderedDict()
+        self._known: OrderedDict[tuple[int, int], list[Segment]] = OrderedDict()
+        self._columns: OrderedDict[tuple[int, tuple[str, ...]], columnar.Columns] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def known(self, pk: int, stream: int) -> list[Segment]:
+        """The stream's segments seen so far: all of them up to the last one's index."""
+        with self._lock:
+            return self._known.get((pk, stream), [])
+
+    def learn(self, conn: Connection, pk: int, stream: int, mark: int) -> list[Segment]:
+        """The stream's segments up to the watermark ``mark``, reading only the new ones."""
+        known = self.known(pk, stream)
+        last = known[-1].last_idx if known else -1
+        if mark > last:
+            known = known + overlapping(conn, pk, stream, last, mark)
+            with self._lock:
+                self._known[pk, stream] = known
+                self._known.move_to_end((pk, stream))
+                while len(self._known) > KNOWN_STREAMS:
+                    self._known.popitem(last=False)
+        return known
+
+    def columns(self, conn: Connection, segment_id: int, keys: list[str]) -> columnar.Columns:
+        """Some columns of a segment (cached by segment and keys)."""
+        entry = (segment_id, tuple(keys))
+        with self._lock:
+            found = self._columns.get(entry)
+            if found is not None:
+                self._columns.move_to_end(entry)
+                return found
+        decoded = columnar.decode_columns(self._data(conn, segment_id), keys)
+        with self._lock:
+            self._columns[entry] = decoded
+            while len(self._columns) > CACHED_COLUMNS:
+                self._columns.popitem(last=False)
+        return decoded
+
+    def _data(self, conn: Connection, segment_id: int) -> bytes:
+        data = conn.execute(
+            select(history_segments.c.data).where(history_segments.c.id == segment_id)
+        ).scalar_one()
+        return bytes(data)
+
+    def rows(self, conn: Connection, segment_id: int) -> columnar.Rows:
+        with self._lock:
+            found = self._decoded.get(segment_id)
+            if found is not None:
+                self._decoded.move_to_end(segment_id)
+                return found
+        decoded = columnar.decode(self._data(conn, segment_id))
+        with self._lock:
+            self._decoded[segment_id] = decoded
+            while len(self._decoded) > self.size:
+                self._decoded.popitem(last=False)
+        return decoded
+
+
+Job = Callable[[Callable[[], bool]], None]  # given ``stopping``, it returns soon once True
+
+
+class Compactor:
+    """Compacts runs' streams on a thread of its own, so that neither ``finish`` nor the
+    thread storing a run's batches (the SDK's writer, a server's request) waits for it. A
+    finished run's streams, and a live stream far past its threshold, are ``urgent``; other
+    live streams wait until appends pause for ``IDLE`` seconds, so that compaction does not
+    slow a busy ingest down. Streams are queued once however often they are asked for; at
+    ``stop`` (the backend's close, at exit) the segment being written is finished and the
+    rest stays hot, for ``runbase compact``."""
+
+    IDLE = 0.5
+
+    def __init__(self) -> None:
+        self._waiting: dict[Hashable, tuple[Job, bool]] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._busy = False
+        self._last_append = 0.0
+
+    def appended(self) -> None:
+        self._last_append = time.monotonic()
+
+    def request(self, stream: Hashable, job: Job, urgent: bool = False) -> None:
+        """Run ``job(stopping)`` for ``stream`` (once, however often asked) on the thread."""
+        with self._wake:
+            if self._stopped:
+                return
+            was_urgent = self._waiting.get(stream, (job, False))[1]
+            self._waiting[stream] = (job, urgent or was_urgent)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="runbase-compactor", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def _next(self) -> Job | None:
+        """The next job, once it may run; None once stopped."""
+        with self._wake:
+            while not self._stopped:
+                urgent = [stream for stream, (_, now) in self._waiting.items() if now]
+                idle = time.monotonic() - self._last_append >= self.IDLE
+                if urgent or (self._waiting and idle):
+                    chosen = urgent[0] if urgent else next(iter(self._waiting))
+                    job, _ = self._waiting.pop(chosen)
+                    self._busy = True
+                    return job
+                self._wake.wait(self.IDLE if self._waiting else None)
+            return None
+
+    def _run(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                job(lambda: self._stopped)
+            finally:
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._waiting and not self._busy, timeout)
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._waiting.clear()
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
