@@ -26,7 +26,7 @@ from runbase.store.schema import history, history_segments, runs
 
 SEGMENT_ROWS = 50_000
 CACHED_SEGMENTS = 8
-CACHED_COLUMNS = 256  # a chart's x and y of 256 segments: 12,800,000 points
+CACHED_COLUMNS = 64  # a chart's x and y of 64 segments: 3,200,000 points, 50 MB at most
 KNOWN_STREAMS = 10_000  # streams whose segment lists are remembered
 
 
