@@ -9,7 +9,7 @@ rows, ``cut`` buckets them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,9 +80,31 @@ def _nested(row: dict[str, Any], key: str) -> Any:
     return node
 
 
+class Points:
+    """Values given in parts (arrays, typed or of Python values): as one float64 array, and
+    each as it was logged (an int stays an int)."""
+
+    def __init__(self, parts: Sequence[npt.NDArray[Any]]) -> None:
+        self.parts = [part for part in parts if len(part)]
+        self._offsets = np.cumsum([0, *map(len, self.parts)])
+        self.floats: npt.NDArray[np.float64] = (
+            np.concatenate([np.asarray(part, dtype=np.float64) for part in self.parts])
+            if self.parts else np.empty(0, dtype=np.float64)
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.floats)
+
+    def __getitem__(self, i: int) -> Any:
+        part = int(np.searchsorted(self._offsets, i, side="right")) - 1
+        value = self.parts[part][i - int(self._offsets[part])]
+        return value.item() if isinstance(value, np.generic) else value
+
+
 def cut(
-    xs: list[Any], ys: list[Any], buckets: int, x_min: float | None, x_max: float | None
-) -> list[BucketRow]:
+    xs: Points | list[Any], ys: Points | list[Any], buckets: int, x_min: float | None,
+    x_max: float | None,
+) -> list[BucketRow]:  # fmt: skip
     """The buckets of the points ``(xs[i], ys[i])``, given in row order, in x order.
 
     Points with x outside ``[x_min, x_max]`` (each bound inclusive, None for none) are left
@@ -92,8 +114,9 @@ def cut(
     bucket for ``x == hi``), and empty buckets are left out. Points are ordered by x, ties
     by row order; a bucket's last point is its last in that order. x and y are compared as
     float64."""
-    x = np.array(xs, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
+    x = xs.floats if isinstance(xs, Points) else np.array(xs, dtype=np.float64)
+    in_order = bool(np.all(x[1:] >= x[:-1]))  # x is a step or a time: sorted already
+    order = np.arange(len(x)) if in_order else np.argsort(x, kind="stable")
     ordered_x = x[order]
     first = 0 if x_min is None else int(np.searchsorted(ordered_x, x_min, side="left"))
     end = len(x) if x_max is None else int(np.searchsorted(ordered_x, x_max, side="right"))
@@ -105,7 +128,7 @@ def cut(
     ids = _bucket_ids(ordered_x, lo, hi, buckets)
     starts = np.concatenate(([0], np.flatnonzero(np.diff(ids)) + 1))
     ends = np.append(starts[1:], len(order))
-    ordered_y = np.array(ys, dtype=np.float64)[order]
+    ordered_y = (ys.floats if isinstance(ys, Points) else np.array(ys, dtype=np.float64))[order]
     low = np.minimum.reduceat(ordered_y, starts).tolist()
     high = np.maximum.reduceat(ordered_y, starts).tolist()
     last = order[ends - 1].tolist()

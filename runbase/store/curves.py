@@ -11,6 +11,7 @@ which also cannot read rows holding NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection
 
 from runbase.store import history, segments
-from runbase.store.buckets import BucketRow, cut, gather, is_number
+from runbase.store.buckets import BucketRow, Points, cut, gather, is_number
 from runbase.store.dialect import Dialect
 from runbase.store.segments import SegmentCache
 
@@ -36,15 +37,16 @@ def bucketed_many(
     found = []
     for pk in pks:
         xs, ys = points(conn, dialect, cache, pk, stream, key, x_axis, x_min, x_max)
-        found.append(cut(xs, ys, buckets, x_min, x_max))
+        found.append(cut(Points(xs), Points(ys), buckets, x_min, x_max))
     return found
 
 
 def points(
     conn: Connection, dialect: Dialect, cache: SegmentCache, pk: int, stream: int, key: str,
     x_axis: str, x_min: float | None, x_max: float | None,
-) -> tuple[list[Any], list[Any]]:  # fmt: skip
-    """(xs, ys) of a run's points (``buckets.gather``) in index order. On the default
+) -> tuple[list[npt.NDArray[Any]], list[npt.NDArray[Any]]]:  # fmt: skip
+    """(xs, ys) of a run's points (``buckets.gather``) in index order, as arrays in parts
+    (typed where a segment's column is, else of the values as logged). On the default
     stream a ``_step`` range first narrows the read to the rows of those steps (a row's step
     is its ``_step``); ``buckets.cut`` applies the range itself."""
     keys = list(dict.fromkeys([x_axis, key]))
@@ -56,8 +58,8 @@ def points(
         first = None if x_min is None else _clamp(math.ceil(x_min))
         below = None if x_max is None else _clamp(math.floor(x_max) + 1)
         bounds = history.scan_bounds(conn, cache, pk, stream, first, below)
-    xs: list[Any] = []
-    ys: list[Any] = []
+    xs: list[npt.NDArray[Any]] = []
+    ys: list[npt.NDArray[Any]] = []
     for _ in range(history.RETRIES):
         xs, ys = [], []
         mark = segments.watermark(conn, pk, stream)
@@ -67,7 +69,7 @@ def points(
         hot = history.ScanBounds(max(bounds.after, mark), bounds.upto)
         while hot.after < hot.upto:
             found = history.scan(conn, dialect, cache, pk, stream, hot, keys, PAGE)
-            gather(map(_row_of, found), x_axis, key, xs, ys)
+            _gathered(map(_row_of, found), x_axis, key, xs, ys)
             if len(found) < PAGE:
                 break
             hot = hot.next(found[-1][0])
@@ -76,16 +78,35 @@ def points(
     return xs, ys
 
 
+def _gathered(
+    rows: Iterable[Any], x_axis: str, key: str, xs: list[npt.NDArray[Any]],
+    ys: list[npt.NDArray[Any]],
+) -> None:  # fmt: skip
+    """Append the points of rows (``buckets.gather``) as one part of values as logged."""
+    x: list[Any] = []
+    y: list[Any] = []
+    gather(rows, x_axis, key, x, y)
+    if x:
+        xs.append(_objects(x))
+        ys.append(_objects(y))
+
+
+def _objects(values: list[Any]) -> npt.NDArray[Any]:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
 def _segment_points(
     conn: Connection, cache: SegmentCache, segment_id: int, bounds: history.ScanBounds,
-    x_axis: str, key: str, xs: list[Any], ys: list[Any],
+    x_axis: str, key: str, xs: list[npt.NDArray[Any]], ys: list[npt.NDArray[Any]],
 ) -> None:  # fmt: skip
     """Append the points of a segment's rows within ``bounds``, from its two columns."""
     if "." in x_axis or "." in key:  # it may reach into nested values: whole rows
         rows = cache.rows(conn, segment_id)
         start = int(np.searchsorted(rows.idx, bounds.after, side="right"))
         stop = int(np.searchsorted(rows.idx, bounds.upto, side="right"))
-        gather(rows.dicts(start, stop), x_axis, key, xs, ys)
+        _gathered(rows.dicts(start, stop), x_axis, key, xs, ys)
         return
     found = cache.columns(conn, segment_id, [x_axis, key])
     x, y = found.values[x_axis], found.values[key]
@@ -95,8 +116,8 @@ def _segment_points(
     stop = int(np.searchsorted(found.idx, bounds.upto, side="right"))
     x, y = x[start:stop], y[start:stop]
     keep = _numbers(x) & _numbers(y)
-    xs += x[keep].tolist()
-    ys += y[keep].tolist()
+    xs.append(x[keep])
+    ys.append(y[keep])
 
 
 def _numbers(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
