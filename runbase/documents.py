@@ -40,8 +40,9 @@ def decode(raw: bytes | str) -> Any:
     return untag(value) if marker in raw else value  # type: ignore[operator]
 
 
-def encode_row(row: dict[str, Any]) -> str:
-    """JSON text of a history row as the hot tier keeps it: NaN and infinities as tokens."""
+def encode_row(row: Any) -> str:
+    """JSON text of a history row (or a value in one) as the hot tier keeps it: NaN and
+    infinities as tokens."""
     if is_finite(row):
         try:
             return orjson.dumps(row).decode()
@@ -55,11 +56,16 @@ def decode_row(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
     writes them); a row read decoded already (from a segment) is returned as it is."""
     if isinstance(text, dict):
         return text
-    try:
-        row: dict[str, Any] = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        row = json.loads(text)
+    row: dict[str, Any] = decode_value(text)
     return row
+
+
+def decode_value(text: str | bytes) -> Any:
+    """A value from JSON text that may hold NaN/Infinity tokens."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def is_finite(value: Any) -> bool:

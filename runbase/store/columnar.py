@@ -13,8 +13,6 @@ the Parquet metadata, so any key, even one named like an internal column, is a c
 from __future__ import annotations
 
 import io
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +20,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from runbase.documents import decode_row
+from runbase.documents import decode_row, decode_value, encode_row
 
 INTERNAL = ("_runbase_idx", "_runbase_step", "_runbase_key_set", "_runbase_shape")
 METADATA_KEY = b"runbase"
@@ -60,7 +57,6 @@ class Rows:
     shape: np.ndarray
     shapes: tuple[tuple[tuple[str, int], ...], ...]  # per shape: (key, column) in row order
     columns: tuple[np.ndarray, ...]  # typed where a column has no nulls, else of objects
-    nonfinite: bool  # a float somewhere is NaN or infinite: rows need Python's JSON to print
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -90,19 +86,7 @@ class Rows:
 
     def texts(self, rows: list[dict[str, Any]]) -> list[str]:
         """Rows as JSON text, NaN and infinities as tokens (as the hot tier keeps them)."""
-        if self.nonfinite:
-            return [row_text(row) for row in rows]
-        texts = []
-        for row in rows:
-            try:
-                texts.append(orjson.dumps(row).decode())
-            except TypeError:  # an integer past 64 bits
-                texts.append(row_text(row))
-        return texts
-
-
-def row_text(row: dict[str, Any]) -> str:
-    return json.dumps(row, allow_nan=True, separators=(",", ":"))
+        return [encode_row(row) for row in rows]
 
 
 def encode(rows: Sequence[tuple[int, int, int, str]]) -> EncodedSegment:
@@ -169,7 +153,7 @@ def _column(values: list[Any]) -> tuple[str, pa.Array]:
         return FLOAT, pa.array(values, pa.float64())
     if types == {str}:
         return STR, pa.array(values, pa.string())
-    texts = [None if value is None else row_text(value) for value in values]
+    texts = [None if value is None else encode_row(value) for value in values]
     return JSON, pa.array(texts, pa.string())
 
 
@@ -180,18 +164,14 @@ def decode(data: bytes) -> Rows:
     internal = [table.column(i).to_numpy() for i in range(len(INTERNAL))]
     keys: list[str] = metadata["keys"]
     columns = []
-    nonfinite = False
     for position, kind in enumerate(metadata["kinds"]):
         column = table.column(len(INTERNAL) + position)
-        if kind == FLOAT and pc.any(pc.invert(pc.is_finite(column))).as_py():
-            nonfinite = True
         if kind in (BOOL, INT, FLOAT) and column.null_count == 0:
             columns.append(column.to_numpy())
             continue
         values = column.to_pylist()
         if kind == JSON:
-            values = [None if text is None else _json_value(text) for text in values]
-            nonfinite = nonfinite or any(_has_nonfinite(value) for value in values)
+            values = [None if text is None else decode_value(text) for text in values]
         array = np.empty(len(values), dtype=object)
         array[:] = values
         columns.append(array)
@@ -199,24 +179,7 @@ def decode(data: bytes) -> Rows:
         tuple((keys[position], position) for position in shape) for shape in metadata["shapes"]
     )
     idx, step, key_set, shape = internal
-    return Rows(idx, step, key_set, shape, shapes, tuple(columns), nonfinite)
-
-
-def _json_value(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
-def _has_nonfinite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_nonfinite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_nonfinite(v) for v in value)
-    return False
+    return Rows(idx, step, key_set, shape, shapes, tuple(columns))
 
 
 @dataclass(frozen=True)
@@ -251,7 +214,7 @@ def decode_columns(data: bytes, keys: list[str]) -> Columns:
             values[key] = column.to_numpy(zero_copy_only=False)
         elif kinds[key] == JSON:
             values[key] = np.array(
-                [None if t is None else _json_value(t) for t in column.to_pylist()], object
+                [None if t is None else decode_value(t) for t in column.to_pylist()], object
             )
         else:
             values[key] = np.array(column.to_pylist(), object)
