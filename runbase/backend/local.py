@@ -170,13 +170,15 @@ class LocalBackend(Backend):
     ) -> int:
         with self.store.read() as conn:
             upto = history_store.line_count(conn, pk, stream) - 1
-        moved = total = SEGMENT_ROWS
-        while moved == SEGMENT_ROWS and not stopping():
+        total = 0
+        while not stopping():
             moved = self.store.write_fn(
                 lambda conn: segment_store.compact_next(conn, pk, stream, upto)
             )
             total += moved
-        return total - SEGMENT_ROWS
+            if moved < SEGMENT_ROWS:
+                break
+        return total
 
     def _compact_quietly(self, path: RunPath, stream: int, stopping: Callable[[], bool]) -> None:
         """Compaction after a write already stored: a failure leaves the rows hot (and
@@ -209,8 +211,7 @@ class LocalBackend(Backend):
         dialect = self.store.dialect
 
         def write(conn: Connection) -> int:
-            history_store.append(conn, dialect, pk, number, rows, latest)
-            return rows[-1][0] - segment_store.watermark(conn, pk, number) if rows else 0
+            return history_store.append(conn, dialect, pk, number, rows, latest)
 
         hot = self.store.write_fn(write)
         compactor = self.store.compactor

@@ -61,12 +61,13 @@ def append(
 ) -> int:
     """Store (idx, step, keys, row_text) rows given in index order; rows already stored are
     skipped. Merges ``latest`` into the run's summary or system metrics. Returns how many rows
-    were new."""
-    inserted = 0
+    of the stream are hot up to the last one given (the tail a compaction would move)."""
+    hot = 0
     values: dict[Any, Any] = {runs.c.heartbeat_at: time.time()}
     if rows:
         segments.lock_run(conn, pk)  # no compaction between the watermark and the insert
         mark = segments.watermark(conn, pk, stream)
+        hot = rows[-1][0] - mark
         if rows[0][0] <= mark:  # a retried batch: what is compacted is stored already
             rows = [row for row in rows if row[0] > mark]
     if rows:
@@ -86,7 +87,7 @@ def append(
     conn.execute(update(runs).where(runs.c.storage_id == pk).values(values))
     if latest:
         merge_document_pk(conn, pk, LATEST_DOCUMENT[stream], latest)
-    return inserted
+    return hot
 
 
 def _key_set_ids(
