@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 
 from runbase import checks
+from runbase.api import columns
 from runbase.api import history as hist
 from runbase.api.client import Client
 from runbase.api.sinks import SINKS, Sink
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from runbase.api.runs import Run, Runs
 
 FORMATS = tuple(SINKS)
-PAGE_SIZE = 10_000  # history rows per fetch and per batch
 TIME = pa.timestamp("us", tz="UTC")
 RUN_HEAD = pa.schema([("id", pa.string()), ("name", pa.string()), ("state", pa.string()),
                       ("created_at", TIME), ("heartbeat_at", TIME),
@@ -200,49 +200,44 @@ def _write_history(
     progress: Progress,
 ) -> None:
     progress.start("rows", sum(count for _, count in listed))
+    keys, holding = (["_step", *wanted], wanted) if wanted else (None, None)
     for path, count in listed:
         read = 0
-        run_id = pa.array([path.run_id], pa.string())
-        for rows, scanned in history_pages(client, path, stream, wanted):
-            sink.add({"run_id": pa.repeat(run_id[0], len(rows))}, rows)
-            read += scanned
-            progress.advance("rows", scanned)
-        progress.advance("rows", max(0, count - read))  # rows a keyed scan did not need
+        for segment in columns.segments(client, path, stream, keys, holding, every=False):
+            if segment.table is not None and segment.table.num_rows:
+                sink.add_batch(_history_batch(path.run_id, segment, stream))
+            elif segment.rows:
+                rows = _exported_rows(segment, stream, wanted)
+                sink.add({"run_id": pa.repeat(pa.scalar(path.run_id), len(rows))}, rows)
+            progress.advance("rows", segment.last + 1 - read)
+            read = segment.last + 1
+        progress.advance("rows", max(0, count - read))  # rows logged since the count
 
 
-def history_pages(
-    client: Client, path: RunPath, stream: str, wanted: list[str]
-) -> Iterator[tuple[list[Row], int]]:
-    """Pages of a run's history rows to export (with ``wanted``, rows that hold one of these
-    keys, with just them and ``_step``), each with the number of rows read for it.
+def _history_batch(run_id: str, segment: columns.Segment, stream: str) -> pa.RecordBatch:
+    """A segment's columns after ``run_id`` and ``_step`` (a system row's is its index)."""
+    assert segment.table is not None and segment.table.num_rows
+    table = segment.table
+    head = {"run_id": pa.repeat(pa.scalar(run_id), table.num_rows)}
+    if "_step" in table.column_names:
+        head["_step"] = table.column("_step")
+    elif stream == "system":
+        head["_step"] = pa.array(segment.step)
+    rest = [name for name in table.column_names if name not in head]
+    batch = pa.table({**head, **{name: table.column(name) for name in rest}})
+    return batch.combine_chunks().to_batches()[0]
 
-    System rows hold no ``_step``; theirs is their place in the stream (0, 1, 2, ...), the step
-    the store keeps for them."""
-    scan_keys = None
+
+def _exported_rows(segment: columns.Segment, stream: str, wanted: list[str]) -> list[Row]:
+    """A segment's rows, read one by one, as ``history_pages`` exports them."""
+    assert segment.rows is not None
+    rows = segment.rows
+    if stream == "system":
+        rows = [row if "_step" in row else {"_step": int(idx), **row}
+                for idx, row in zip(segment.idx, rows, strict=True)]  # fmt: skip
     if wanted:
-        held = client.call(client.backend.history_keys, path, stream).keys
-        present = [key for key in wanted if key in held]
-        if not present:
-            return
-        if len(present) == 1 and "_step" in held:
-            scan_keys = ["_step", present[0]]  # the store skips rows that lack the key
-    rows = iter(hist.HistoryScan(client, path, scan_keys, PAGE_SIZE, stream=stream))
-    index = 0
-    while page := list(itertools.islice(rows, PAGE_SIZE)):
-        read = len(page)
-        if stream == "system":
-            page = _numbered(page, index)
-        index += read
-        if wanted:
-            page = [_pick(row, wanted) for row in page]
-            page = [row for row in page if len(row) > 1]
-        yield page, read
-
-
-def _numbered(rows: list[Row], start: int) -> list[Row]:
-    """Rows with their place in the stream as ``_step`` where they hold none (new dicts: the
-    rows may be the backend's own)."""
-    return [row if "_step" in row else {"_step": i, **row} for i, row in enumerate(rows, start)]
+        rows = [picked for row in rows if len(picked := _pick(row, wanted)) > 1]
+    return rows
 
 
 def _pick(row: Row, wanted: list[str]) -> Row:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from typing import TYPE_CHECKING, Any, cast
 
 from orjson import JSONDecodeError, loads
 
@@ -85,6 +86,58 @@ def sample(
     return [select(decode_row(text), wanted) for text in texts]
 
 
+def column_table(
+    client: Client, path: RunPath, wanted: list[str] | None, stream: str
+) -> pa.Table | None:
+    """``every_row`` as one Arrow table built from the segments' columns; None where their
+    values need the rows (``runbase.api.columns``)."""
+    from runbase.api import columns
+
+    key = ("history-table", path, stream, tuple(wanted or ()))
+    return client.cached(key, lambda: columns.table(client, path, stream, wanted))
+
+
+def frame(
+    client: Client, path: RunPath, samples: int | None, wanted: list[str] | None, stream: str
+) -> pd.DataFrame:
+    """``sample`` as a DataFrame; every row (``samples`` None) from the segments' columns
+    where their values allow."""
+    if samples is None and (found := column_table(client, path, wanted, stream)) is not None:
+        return found.to_pandas() if found.num_columns else to_frame([])
+    return to_frame(sample(client, path, samples, wanted, stream))
+
+
+def tables_of_runs(
+    client: Client, runs: list[tuple[RunPath, str]], wanted: list[str] | None, stream: str
+) -> pa.Table | None:
+    """Every row of each run, after its ``run_id``, as one table with its columns sorted;
+    None where some run's values need the rows."""
+    import pyarrow as pa
+
+    tables = []
+    for path, run_id in runs:
+        found = column_table(client, path, wanted, stream)
+        if found is None:
+            return None
+        if "run_id" in found.column_names:
+            found = found.drop_columns("run_id")
+        tables.append(found.append_column("run_id", pa.array([run_id] * len(found), pa.string())))
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return table.select(sorted(table.column_names))
+
+
+def table_as(table: pa.Table, format: str) -> pd.DataFrame | pl.DataFrame | pa.Table:
+    """The table in ``format``: ``"pandas"``, ``"polars"`` or ``"arrow"``."""
+    if format == "pandas":
+        return table.to_pandas() if table.num_columns else to_frame([])
+    if format == "polars":
+        return _polars().from_arrow(table)
+    return table
+
+
 def sample_many(
     client: Client, paths: list[RunPath], samples: int | None, wanted: list[str] | None,
     stream: str,
@@ -134,13 +187,16 @@ def to_arrow(rows: list[Row], sort_columns: bool = False) -> pa.Table:
 
 def to_polars(rows: list[Row], sort_columns: bool = False) -> pl.DataFrame:
     """The rows as a polars DataFrame (polars is an optional extra: ``runbase[polars]``)."""
+    frame: pl.DataFrame = _polars().from_arrow(to_arrow(rows, sort_columns))
+    return frame
+
+
+def _polars() -> Any:
     try:
-        import polars as pl
+        import polars
     except ImportError:
         raise ImportError("format='polars' needs polars: pip install 'runbase[polars]'") from None
-    frame = pl.from_arrow(to_arrow(rows, sort_columns))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return polars
 
 
 class HistoryScan:
@@ -177,17 +233,28 @@ class HistoryScan:
         return next(self._rows)
 
     def _scan(self) -> Iterator[Row]:
+        """Every row, page after page (chained in C: a row costs no Python frame)."""
+        return chain.from_iterable(self._pages())
+
+    def _pages(self) -> Iterator[Iterable[Row]]:
         query = HistoryQuery(
             self.path, self.stream, self.keys, self.min_step, self.max_step, self.page_size
         )
         pages = self.client.backend.scan_pages(query)
         try:
             while (page := self.client.call(lambda: next(pages, None))) is not None:
-                yield from self._decoded(page.items)
+                yield self._decoded(page.items)
         finally:
             pages.close()
 
-    def _decoded(self, items: list[StoredRow]) -> Iterator[Row]:
+    def _decoded(self, items: list[StoredRow]) -> Iterable[Row]:
+        """A page's rows as dicts. Rows of segments come as dicts made for this page: a page
+        of them all is handed on as it is."""
+        if not self.keys and set(map(type, items)) <= {dict}:
+            return cast("list[Row]", items)
+        return self._parsed(items)
+
+    def _parsed(self, items: list[StoredRow]) -> Iterator[Row]:
         if self.keys:
             for item in items:
                 yield select(item if isinstance(item, dict) else decode_row(item), self.keys)

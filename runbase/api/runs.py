@@ -144,6 +144,11 @@ class Runs(Paginator["Run"]):
         if format not in HISTORY_FORMATS:
             raise ValueError(f"format must be one of {list(HISTORY_FORMATS)}, not {format!r}")
         wanted = hist.check_sampling(samples, keys, x_axis, stream)
+        if samples is None and format != "default":
+            found = hist.tables_of_runs(self.client, [(run._path, run.id) for run in self],
+                                        wanted, stream)  # fmt: skip
+            if found is not None:
+                return hist.table_as(found, format)
         rows: list[dict[str, Any]] = []
         for batch in self._batches():
             paths = [run._path for run in batch]
@@ -490,8 +495,9 @@ class Run(RunIdentity):
         With ``keys``, only rows holding all of them (and ``x_axis``), with just those keys.
         """
         wanted = hist.check_sampling(samples, keys, x_axis, stream)
-        rows = hist.sample(self.client, self._path, samples, wanted, stream)
-        return hist.to_frame(rows) if pandas else rows
+        if pandas:
+            return hist.frame(self.client, self._path, samples, wanted, stream)
+        return hist.sample(self.client, self._path, samples, wanted, stream)
 
     def scan_history(
         self,

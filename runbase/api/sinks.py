@@ -55,6 +55,18 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def _add(self, head: dict[str, pa.Array], rows: list[dict[str, Any]]) -> None: ...
 
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """One page already in columns, the head's first (of scalar types: no nested value)."""
+        if batch.num_rows:
+            self._add_batch(batch)
+            self.rows += batch.num_rows
+
+    def _add_batch(self, batch: pa.RecordBatch) -> None:
+        heads = len(self.head)
+        rest = batch.select(batch.schema.names[heads:]).to_pylist()
+        rows = [{name: value for name, value in row.items() if value is not None} for row in rest]
+        self._add(dict(zip(self.head.names, batch.columns[:heads], strict=True)), rows)
+
     @abc.abstractmethod
     def close(self, advance: Advance) -> None:
         """Complete the temporary file, calling ``advance`` with the rows written as it goes."""
@@ -129,7 +141,9 @@ class Typed(Sink):
         return self.rows
 
     def _add(self, head: dict[str, pa.Array], rows: list[dict[str, Any]]) -> None:
-        batch = record_batch(head, rows)
+        self._add_batch(record_batch(head, rows))
+
+    def _add_batch(self, batch: pa.RecordBatch) -> None:
         self.columns.add(batch)
         self.spill.append(batch)
 

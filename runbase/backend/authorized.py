@@ -142,6 +142,10 @@ class AuthorizedBackend(Backend):
         self.access.read(query.path.entity, _run(query.path))
         return self.backend.scan_history(query)
 
+    def history_segments(self, path: RunPath, stream: str = "default") -> Iterator[bytes]:
+        self.access.read(path.entity, _run(path))
+        return self.backend.history_segments(path, stream)
+
     def sample_histories(
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
     ) -> list[list[str]]:

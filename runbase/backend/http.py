@@ -188,6 +188,13 @@ class HttpBackend(Backend):
         finally:
             response.close()
 
+    def history_segments(self, path: RunPath, stream: str = "default") -> Iterator[bytes]:
+        """One request; the server sends segment after segment as they are read."""
+        checks.stream(stream)
+        where = _run_url(path, "history", "segments")
+        response = self._open("GET", where, params={"stream": stream})
+        return _read_segments(_body_chunks(response), response.request.url)
+
     def sample_histories(
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None
     ) -> list[list[str]]:
@@ -316,6 +323,30 @@ def _scan_body(query: HistoryQuery) -> bytes:
 def _read_frames(chunks: Iterator[bytes], source: object) -> Iterator[Page[StoredRow]]:
     """The pages of a stream of ``wire.rows_frame``s, up to the one without a next cursor;
     an error frame raises its error; a stream that ends early raises ``CommError``."""
+    for head, body in _frames(chunks, source, "page of rows"):
+        cursor = head.get("next_cursor")
+        if not (cursor is None or isinstance(cursor, str)):
+            raise CommError(f"{source}: not a page of rows: {head!r:.200}")
+        yield Page(body.decode().split("\n")[:-1], cursor)  # type: ignore[arg-type]
+        if cursor is None:
+            return
+    raise CommError(f"{source}: the rows ended before their last page")
+
+
+def _read_segments(chunks: Iterator[bytes], source: object) -> Iterator[bytes]:
+    """The blobs of a stream of ``wire.segment_frame``s, up to the last, empty one."""
+    for head, body in _frames(chunks, source, "segment"):
+        if head.get("more") is not True:
+            return
+        yield body
+    raise CommError(f"{source}: the segments ended before their last frame")
+
+
+def _frames(
+    chunks: Iterator[bytes], source: object, what: str
+) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """Each frame's head and body: a head line holding the body's ``bytes``, then the body.
+    An error frame raises its error; a frame cut short raises ``CommError``."""
     buffer = bytearray()
     more = True
 
@@ -331,19 +362,17 @@ def _read_frames(chunks: Iterator[bytes], source: object) -> Iterator[Page[Store
         while (end := buffer.find(b"\n")) < 0 and more:
             fill(len(buffer) + 1)
         if end < 0:
-            raise CommError(f"{source}: the rows ended before their last page")
-        head = _frame_head(bytes(buffer[:end]), source)
+            return
+        head = _frame_head(bytes(buffer[:end]), source, what)
         del buffer[: end + 1]
         if "code" in head:
             raise _named_error(head["code"], head["message"], ValueError(head))
-        size, cursor = head["bytes"], head["next_cursor"]
+        size = head["bytes"]
         if not fill(size):
-            raise CommError(f"{source}: the rows ended inside a page")
-        rows: list[StoredRow] = buffer[:size].decode().split("\n")[:-1]  # type: ignore[assignment]
+            raise CommError(f"{source}: a {what} ended early")
+        body = bytes(buffer[:size])
         del buffer[:size]
-        yield Page(rows, cursor)
-        if cursor is None:
-            return
+        yield head, body
 
 
 class _Sent:
@@ -384,16 +413,15 @@ def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
         response.close()
 
 
-def _frame_head(line: bytes, source: object) -> dict[str, Any]:
-    """A frame's head line: ``bytes`` and ``next_cursor``, or an error's ``code`` and
+def _frame_head(line: bytes, source: object, what: str) -> dict[str, Any]:
+    """A frame's head line: its ``bytes`` (and more), or an error's ``code`` and
     ``message``; ``CommError`` for anything else."""
     try:
         head = orjson.loads(line)
         error = isinstance(head.get("code"), str) and isinstance(head.get("message"), str)
-        cursor = head.get("next_cursor")
-        page = isinstance(head.get("bytes"), int) and (cursor is None or isinstance(cursor, str))
+        frame = isinstance(head.get("bytes"), int) and head["bytes"] >= 0
     except (ValueError, AttributeError) as exc:
-        raise CommError(f"{source}: not a page of rows", exc=exc) from exc
-    if not (error or page):
-        raise CommError(f"{source}: not a page of rows: {line[:200]!r}")
+        raise CommError(f"{source}: not a {what}", exc=exc) from exc
+    if not (error or frame):
+        raise CommError(f"{source}: not a {what}: {line[:200]!r}")
     return dict(head)

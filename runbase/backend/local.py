@@ -43,7 +43,7 @@ from runbase.backend.base import (
 )
 from runbase.errors import CommError, InvalidInput, RunbaseError
 from runbase.settings import _default_user
-from runbase.store import Store
+from runbase.store import Store, segment_stream
 from runbase.store import curves as curve_store
 from runbase.store import files as file_store
 from runbase.store import history as history_store
@@ -255,6 +255,10 @@ class LocalBackend(Backend):
         if len(found) < query.page_size:
             return Page(rows, None)
         return Page(rows, bounds.next(found[-1][0]).encode())
+
+    def history_segments(self, path: RunPath, stream: str = "default") -> Iterator[bytes]:
+        number = history_store.stream_number(stream)
+        return segment_stream.blobs(self.store.read, self._pk(path), number)
 
     def sample_histories(
         self, paths: list[RunPath], stream: str, samples: int, keys: list[str] | None

@@ -80,6 +80,12 @@ def rows_frame(page: Page[StoredRow]) -> bytes:
     return dumps(head) + b"\n" + body
 
 
+def segment_frame(data: bytes, more: bool) -> bytes:
+    """One blob of ``Backend.history_segments``: a head line ``{"bytes", "more"}``, then the
+    blob's bytes. The last frame is empty, with ``more`` false."""
+    return dumps({"bytes": len(data), "more": more}) + b"\n" + data
+
+
 def error_frame(code: str, message: str) -> bytes:
     """An error met after a stream of frames began: ``{"code", "message"}`` on one line."""
     return dumps({"code": code, "message": message}) + b"\n"

@@ -28,7 +28,7 @@ from runbase.backend.base import (
     StoredRow,
     SweepRecord,
 )
-from runbase.backend.wire import dumps, error_frame, rows_frame
+from runbase.backend.wire import dumps, error_frame, rows_frame, segment_frame
 from runbase.errors import RunbaseError
 from runbase.server.auth import authorize
 from runbase.server.limits import checked_upload, read_body
@@ -129,6 +129,12 @@ ROWS_ANSWER: dict[int | str, dict[str, Any]] = {
           "content": {ROWS: {}}},
 }  # fmt: skip
 
+SEGMENTS = "application/vnd.runbase.segments"
+SEGMENTS_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Frames of Parquet segments: a head line, then the segment's bytes",
+          "content": {SEGMENTS: {}}},
+}  # fmt: skip
+
 router = APIRouter(
     prefix=PREFIX, route_class=ApiRoute, default_response_class=WireResponse, responses=ERRORS
 )
@@ -225,14 +231,33 @@ def scan_pages(backend: Store, path: Path, body: ScanBody) -> Response:
 
 def _frames(first: Page[StoredRow], pages: Iterator[Page[StoredRow]]) -> Iterator[bytes]:
     yield rows_frame(first)
+    yield from _or_error_frame(rows_frame(page) for page in pages)
+
+
+def _or_error_frame(frames: Iterator[bytes]) -> Iterator[bytes]:
+    """The frames; an error met on the way ends them with an error frame."""
     try:
-        for page in pages:
-            yield rows_frame(page)
+        yield from frames
     except RunbaseError as exc:
         yield error_frame(exc.code, exc.message)
     except Exception:  # a bug, not bad input: the details go to the server's log
-        logger.exception("a history scan failed after its first page")
+        logger.exception("a history stream failed after its first frame")
         yield error_frame(RunbaseError.code, "internal server error")
+
+
+@router.get(RUN + "/history/segments", response_class=StreamingResponse,
+            responses=SEGMENTS_ANSWER)  # fmt: skip
+def history_segments(backend: Store, path: Path, stream: str = "default") -> Response:
+    """The stream's rows as Parquet segments (``Backend.history_segments``), the stored
+    ones as they are, one frame each (``runbase.backend.wire.segment_frame``)."""
+    blobs = backend.history_segments(path, stream)  # an unknown run answers with its status
+    return StreamingResponse(_or_error_frame(_segment_frames(blobs)), media_type=SEGMENTS)
+
+
+def _segment_frames(blobs: Iterator[bytes]) -> Iterator[bytes]:
+    for blob in blobs:
+        yield segment_frame(blob, True)
+    yield segment_frame(b"", False)
 
 
 @router.post("/history/samples", response_model=RowsOfRunsAnswer)

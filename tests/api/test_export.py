@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from runbase.api import columns as columns_module
 from runbase.api import export as export_module
 from runbase.api import tables
 from runbase.backend import http as http_module
@@ -258,12 +259,11 @@ def test_the_system_stream_numbers_its_rows(api, make, tmp_path):
     ]
 
 
-def test_types_are_merged_across_pages_and_runs(api, make, tmp_path, monkeypatch):
-    monkeypatch.setattr(export_module, "PAGE_SIZE", 2)
+def test_types_are_merged_across_segments(api, make, tmp_path):
     path = make.create("m")
-    rows: list[dict[str, Any]] = [{"_step": i, "f": i, "j": i, "e": i} for i in range(4)]
-    rows += [{"_step": 4, "f": 0.5, "j": "four", "e": BIG}, {"_step": 5, "f": 1, "e": 0.5}]
-    make.log(path, rows)
+    make.log(path, [{"_step": i, "f": i, "j": i, "e": i} for i in range(4)])
+    make.backend.compact(path)  # a segment of ints, then hot rows of other types
+    make.log(path, [{"_step": 4, "f": 0.5, "j": "four", "e": BIG}, {"_step": 5, "f": 1, "e": 0.5}])
     api.runs(PROJECT).export(tmp_path)
     history = pq.read_table(tmp_path / "history.parquet")
     assert history.schema.field("f").type == pa.float64()  # ints exact in a double, floats
@@ -314,10 +314,10 @@ def test_a_failed_export_leaves_no_files(api, project, tmp_path, monkeypatch, fo
     out.mkdir()
     (out / "runs.parquet").write_text("an earlier export")
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export_module, "history_pages", broken)
+    monkeypatch.setattr(columns_module, "segments", broken)
     with pytest.raises(OSError, match="disk full"):
         api.runs(PROJECT).export(out, format=format)
     assert [p.name for p in out.iterdir()] == ["runs.parquet"]

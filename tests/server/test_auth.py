@@ -120,6 +120,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict, object, bool]] = {
     ("POST", RUN + "/history/sample"): ({}, {"samples": 5}, False),
     ("POST", RUN + "/history/scan"): ({}, {}, False),
     ("POST", RUN + "/history/pages"): ({}, {}, False),
+    ("GET", RUN + "/history/segments"): ({}, None, False),
     ("POST", "/api/v1/history/samples"): ({}, "samples", False),
     ("POST", "/api/v1/history/buckets"): ({}, "buckets", False),
     ("POST", "/api/v1/runs/query"): ({}, "project", False),

@@ -17,6 +17,7 @@ from runbase.backend.base import (
 )
 from runbase.documents import decode_row
 from runbase.errors import Conflict, InvalidFilter, InvalidInput, NotFound
+from runbase.store import columnar
 
 ENTITY = "tester"
 PATH = RunPath(ENTITY, "proj", "r1")
@@ -236,3 +237,40 @@ def test_errors_cross_the_wire_as_the_same_class(pair, call, error):
         call(pair)
     assert type(raised.value) is error
     assert raised.value.message
+
+
+def segment_rows(blobs) -> list[tuple[int, dict]]:
+    """(index, row) of every row of the blobs, each index once, as a reader keeps them."""
+    found: list[tuple[int, dict]] = []
+    for blob in blobs:
+        decoded = columnar.decode(blob)
+        for idx, row in zip(decoded.idx.tolist(), decoded.dicts(0, len(decoded)), strict=True):
+            if not found or idx > found[-1][0]:
+                found.append((idx, row))
+    return found
+
+
+def test_history_segments_hand_out_stored_segments_then_hot_rows(pair, backend):
+    pair.create_run(PATH, NewRun())
+    pair.append_history(PATH, "default", rows(0, 30), {})
+    backend.compact(PATH)
+    pair.append_history(PATH, "default", rows(30, 5, late=True), {})
+    pair.append_history(PATH, "system", rows(0, 3), {})
+    blobs = list(pair.history_segments(PATH))
+    stored = [bytes(blob) for blob in backend.history_segments(PATH)][:1]
+    assert len(blobs) == 2 and blobs[0] == stored[0]  # the stored segment, byte for byte
+    found = segment_rows(blobs)
+    assert [idx for idx, _ in found] == list(range(35))
+    assert [row["_step"] for _, row in found] == [i * 10 for i in range(35)]
+    assert found[2][1] == {"_step": 20, "even": 2, "loss": 1 / 3}
+    assert found[-1][1]["late"] is True
+    assert len(segment_rows(pair.history_segments(PATH, "system"))) == 3
+
+
+def test_history_segments_of_nothing_and_of_no_run(pair):
+    pair.create_run(PATH, NewRun())
+    assert list(pair.history_segments(PATH)) == []
+    with pytest.raises(NotFound):
+        pair.history_segments(RunPath(ENTITY, "proj", "nope"))
+    with pytest.raises(InvalidInput, match="stream"):
+        pair.history_segments(PATH, "other")
