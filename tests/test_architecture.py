@@ -24,7 +24,7 @@ ALLOWED = {
     "server": {"backend"},
     "cli": {"sdk", "api", "backend", "server", "demo"},
 }
-SHARED = {"errors", "settings", "names", "documents", "checks", "fields"}
+SHARED = {"errors", "settings", "names", "documents", "checks", "fields", "columnar"}
 
 
 def runbase_imports(path: Path) -> set[str]:

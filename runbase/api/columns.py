@@ -1,7 +1,7 @@
 """A run's history as Arrow tables built from its segments' columns, never row by row.
 
-``Backend.history_segments`` hands out the stream as Parquet segments (``runbase.store.
-columnar``); a segment whose wanted columns are each of one scalar type (bool, int64, float64,
+``Backend.history_segments`` hands out the stream as Parquet segments (``runbase.columnar``);
+a segment whose wanted columns are each of one scalar type (bool, int64, float64,
 string, or no value at all) becomes a table as it is. A segment holding a wanted key of the
 JSON kind (a nested value, a list, an int past 64 bits, a key whose type changes) is handed
 out as its rows instead, for the caller to take one by one.
@@ -18,10 +18,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runbase import columnar
 from runbase.api.client import Client
 from runbase.backend.base import RunPath
-from runbase.store import columnar
-from runbase.store.columnar import INTERNAL, JSON, METADATA_KEY
+from runbase.columnar import INTERNAL, JSON, METADATA_KEY
 
 IDX, STEP, _, SHAPE = range(len(INTERNAL))
 

@@ -445,7 +445,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def history_segments(self, path: RunPath, stream: str = "default") -> Iterator[bytes]:
         """Every row of the stream in index order as Parquet blobs in the segment format of
-        ``runbase.store.columnar``: the stored segments' bytes as they are, then the hot rows
+        ``runbase.columnar``: the stored segments' bytes as they are, then the hot rows
         encoded alike. A blob may begin with rows an earlier one held (a compaction ran
         meanwhile): keep only rows past the last index read. An unknown run raises at once;
         errors met later are raised by iteration."""

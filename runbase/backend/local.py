@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import operator
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,7 +57,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 RENAMED = {"metadata": "run_metadata"}
 log = logging.getLogger("runbase")
-_row_text = operator.itemgetter(1)
 
 
 class LocalBackend(Backend):
@@ -251,10 +249,9 @@ class LocalBackend(Backend):
             found = history_store.scan(
                 conn, self.store.dialect, cache, pk, number, bounds, keys, query.page_size
             )
-        rows = list(map(_row_text, found))
-        if len(found) < query.page_size:
-            return Page(rows, None)
-        return Page(rows, bounds.next(found[-1][0]).encode())
+        if len(found.rows) < query.page_size or found.last_idx is None:
+            return Page(found.rows, None)
+        return Page(found.rows, bounds.next(found.last_idx).encode())
 
     def history_segments(self, path: RunPath, stream: str = "default") -> Iterator[bytes]:
         number = history_store.stream_number(stream)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -396,50 +396,61 @@ def scan(
     bounds: ScanBounds,
     keys: Sequence[str] | None,
     limit: int,
-) -> list[tuple[int, str | dict[str, Any]]]:
-    """Rows within ``bounds`` in index order, at most ``limit``, as (idx, row): the JSON text
-    of a hot row, the decoded dict of a compacted one. With ``keys``, only rows holding all of
-    them (key sets are looked up on each page, so a live run's new key sets are found).
+) -> Scanned:
+    """Rows within ``bounds`` in index order, at most ``limit``: the JSON text of a hot row,
+    the decoded dict of a compacted one. With ``keys``, only rows holding all of them (key
+    sets are looked up on each page, so a live run's new key sets are found).
 
     Segments never change once written, so rows of segments seen before are read from the
     cache without a query; only the rows past them need the database."""
     if bounds.after >= bounds.upto:
-        return []
+        return Scanned([], None)
     key_set_ids, sparse = _matching_key_sets(conn, pk, stream, keys) if keys else (None, False)
     if key_set_ids == []:
-        return []
+        return Scanned([], None)
     after = bounds.after
     known = cache.known(pk, stream)
     found = _compacted(conn, cache, known, after, bounds.upto, key_set_ids, limit)
-    if len(found) >= limit or (known and bounds.upto <= known[-1].last_idx):
+    if len(found.rows) >= limit or (known and bounds.upto <= known[-1].last_idx):
         return found
     after = max(after, known[-1].last_idx if known else -1)
-    rest: list[tuple[int, str | dict[str, Any]]] = []
+    rest = Scanned([], None)
     for _ in range(RETRIES):
         mark = segments.watermark(conn, pk, stream)
         known = cache.learn(conn, pk, stream, mark)
-        rest = _compacted(conn, cache, known, after, bounds.upto, key_set_ids, limit - len(found))
-        if len(found) + len(rest) < limit and bounds.upto > mark:
+        wanted = limit - len(found.rows)
+        rest = _compacted(conn, cache, known, after, bounds.upto, key_set_ids, wanted)
+        if len(rest.rows) < wanted and bounds.upto > mark:
             params = {
                 "pk": pk, "stream": stream, "after": max(after, mark),
-                "upto": bounds.upto, "limit": limit - len(found) - len(rest),
+                "upto": bounds.upto, "limit": wanted - len(rest.rows),
             }  # fmt: skip
             if key_set_ids is not None:
                 params["key_sets"] = dialect.list_value(key_set_ids)
-            statement = SCANS[key_set_ids is not None, sparse]
-            rest += statement.fetch_all(conn, dialect, **params)
+            hot = SCANS[key_set_ids is not None, sparse].fetch_all(conn, dialect, **params)
+            if hot:
+                rest = Scanned(rest.rows + [row for _, row in hot], hot[-1][0])
         if segments.watermark(conn, pk, stream) == mark:
             break  # else a compaction moved rows while they were read: read again
-    return found + rest
+    last = found.last_idx if rest.last_idx is None else rest.last_idx
+    return Scanned(found.rows + rest.rows, last)
+
+
+class Scanned(NamedTuple):
+    """A scan's rows, and the index of the last (None when there are none)."""
+
+    rows: list[str | dict[str, Any]]
+    last_idx: int | None
 
 
 def _compacted(
     conn: Connection, cache: SegmentCache, known: list[segments.Segment], after: int, upto: int,
     key_set_ids: list[int] | None, limit: int,
-) -> list[tuple[int, str | dict[str, Any]]]:  # fmt: skip
+) -> Scanned:  # fmt: skip
     """Rows of the ``known`` segments after ``after`` up to ``upto`` (of the key sets, when
     given), at most ``limit``."""
-    found: list[tuple[int, str | dict[str, Any]]] = []
+    found: list[str | dict[str, Any]] = []
+    last: int | None = None
     for segment in known:
         if segment.last_idx <= after or segment.first_idx > upto or len(found) >= limit:
             continue
@@ -456,9 +467,10 @@ def _compacted(
             picked = window[np.isin(rows.key_set[start:stop], key_set_ids)]
             picked = picked[: limit - len(found)]
         decoded = rows.dicts(start, stop, picked)
-        indexes = rows.idx[start:stop] if picked is None else rows.idx[picked]
-        found += zip(indexes.tolist(), decoded, strict=True)
-    return found
+        if decoded:
+            found += decoded
+            last = int(rows.idx[stop - 1] if picked is None else rows.idx[picked[-1]])
+    return Scanned(found, last)
 
 
 def _index_at_step(

@@ -116,7 +116,7 @@ history = Table(
     sqlite_with_rowid=False,
 )
 
-# The cold tier: a contiguous range of one run's stream as Parquet (runbase.store.columnar),
+# The cold tier: a contiguous range of one run's stream as Parquet (runbase.columnar),
 # with the rows of each key set it holds as JSON ({"key set id": rows}). Ids are never reused:
 # decoded segments are cached by id.
 history_segments = Table(

@@ -13,7 +13,8 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, select
 
-from runbase.store import columnar, segments
+from runbase import columnar
+from runbase.store import segments
 from runbase.store.schema import history, history_segments
 
 Read = Callable[[], AbstractContextManager[Connection]]

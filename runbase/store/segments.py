@@ -11,17 +11,30 @@ compaction is one transaction and several processes and servers need no shared d
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+)
 
-from runbase.store import columnar
+from runbase import columnar
 from runbase.store.schema import history, history_segments, runs
 
 SEGMENT_ROWS = 50_000
@@ -91,18 +104,18 @@ def lock_run(conn: Connection, pk: int) -> None:
 
 def compact_next(conn: Connection, pk: int, stream: int, upto: int) -> int:
     """Move the next hot rows of the stream, up to index ``upto`` and at most
-    ``SEGMENT_ROWS``, into one segment, in the caller's transaction; how many moved."""
+    ``SEGMENT_ROWS``, into one segment, in the caller's transaction; how many moved. The
+    segment is encoded on a thread of its own while the database deletes the rows."""
     lock_run(conn, pk)
     where = (history.c.run_pk == pk, history.c.stream == stream)
-    rows = conn.execute(
-        select(history.c.idx, history.c.step, history.c.key_set, history.c.row)
-        .where(*where, history.c.idx <= upto)
-        .order_by(history.c.idx)
-        .limit(SEGMENT_ROWS)
-    ).all()
-    if not rows:
+    count, last_idx, lines = conn.execute(_next_lines(conn, where, upto)).one()
+    if not count:
         return 0
-    encoded = columnar.encode([(row[0], row[1], row[2], row[3]) for row in rows])
+    encoding = _started(functools.partial(columnar.encode_lines, lines))
+    conn.execute(delete(history).where(*where, history.c.idx <= last_idx))
+    encoded = encoding()
+    if encoded.row_count != count:  # a row text holding the separator: not JSON
+        raise ValueError(f"{count} hot rows read as {encoded.row_count}")
     conn.execute(
         insert(history_segments).values(
             run_pk=pk,
@@ -116,8 +129,55 @@ def compact_next(conn: Connection, pk: int, stream: int, upto: int) -> int:
             data=encoded.data,
         )  # fmt: skip
     )
-    conn.execute(delete(history).where(*where, history.c.idx <= encoded.last_idx))
-    return len(rows)
+    return int(count)
+
+
+T = TypeVar("T")
+
+
+def _started(fn: Callable[[], T]) -> Callable[[], T]:
+    """``fn`` started on a thread of its own; call what is returned to wait for its result
+    (or its exception, raised there). A plain thread, unlike an executor's, also starts while
+    the interpreter exits, when ``Compactor.stop`` lets a compaction finish its segment."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(fn())
+        except BaseException as exc:  # raised again in the waiting thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="runbase-encode", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if errors:
+            raise errors[0]
+        return results[0]
+
+    return result
+
+
+def _next_lines(
+    conn: Connection, where: tuple[ColumnElement[bool], ...], upto: int
+) -> Select[int, Any, Any]:
+    """How many rows the next segment takes, the last one's index, and the rows as the lines
+    ``columnar.encode_lines`` reads, all read at once (no per-row objects in Python)."""
+    rows = (
+        select(history.c.idx, history.c.step, history.c.key_set, history.c.row)
+        .where(*where, history.c.idx <= upto)
+        .order_by(history.c.idx)
+        .limit(SEGMENT_ROWS)
+        .subquery()
+    )
+    line = cast(rows.c.idx, Text) + "," + cast(rows.c.step, Text) + ","
+    line = line + cast(rows.c.key_set, Text) + "," + rows.c.row
+    lines: ColumnElement[Any] = func.aggregate_strings(line, columnar.SEPARATOR)
+    if conn.dialect.name == "sqlite":  # as its UTF-8 bytes, not decoded only to be encoded
+        lines = cast(lines, LargeBinary)
+    return select(func.count(), func.max(rows.c.idx), lines)
 
 
 def hot_rows(conn: Connection, pk: int, stream: int) -> int:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from runbase import columnar
 from runbase.backend.base import (
     HistoryQuery,
     HistoryRow,
@@ -17,7 +18,6 @@ from runbase.backend.base import (
 )
 from runbase.documents import decode_row
 from runbase.errors import Conflict, InvalidFilter, InvalidInput, NotFound
-from runbase.store import columnar
 
 ENTITY = "tester"
 PATH = RunPath(ENTITY, "proj", "r1")
