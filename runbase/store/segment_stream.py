@@ -13,9 +13,8 @@ from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, select
 
-from runbase import columnar
 from runbase.store import segments
-from runbase.store.schema import history, history_segments
+from runbase.store.schema import history_segments
 
 Read = Callable[[], AbstractContextManager[Connection]]
 
@@ -31,19 +30,14 @@ def blobs(read: Read, pk: int, stream: int) -> Iterator[bytes]:
             yield _data(read, segment.id)
             after = segment.last_idx
         with read() as conn:
-            hot = conn.execute(
-                select(history.c.idx, history.c.step, history.c.key_set, history.c.row)
-                .where(history.c.run_pk == pk, history.c.stream == stream, history.c.idx > after)
-                .order_by(history.c.idx)
-                .limit(segments.SEGMENT_ROWS)
-            ).all()
+            hot = segments.hot_segment(conn, pk, stream, after)
             moved = segments.watermark(conn, pk, stream) != mark
         if moved:
             continue  # a compaction took rows while they were read: list its segments
-        if not hot:
+        if hot is None:
             return
-        yield columnar.encode([(row[0], row[1], row[2], row[3]) for row in hot]).data
-        after = hot[-1][0]
+        yield hot.data
+        after = hot.last_idx
 
 
 def _data(read: Read, segment_id: int) -> bytes:

@@ -113,9 +113,7 @@ def compact_next(conn: Connection, pk: int, stream: int, upto: int) -> int:
         return 0
     encoding = _started(functools.partial(columnar.encode_lines, lines))
     conn.execute(delete(history).where(*where, history.c.idx <= last_idx))
-    encoded = encoding()
-    if encoded.row_count != count:  # a row text holding the separator: not JSON
-        raise ValueError(f"{count} hot rows read as {encoded.row_count}")
+    encoded = _checked(encoding(), count)
     conn.execute(
         insert(history_segments).values(
             run_pk=pk,
@@ -130,6 +128,22 @@ def compact_next(conn: Connection, pk: int, stream: int, upto: int) -> int:
         )  # fmt: skip
     )
     return int(count)
+
+
+def hot_segment(
+    conn: Connection, pk: int, stream: int, after: int
+) -> columnar.EncodedSegment | None:
+    """The stream's next hot rows after index ``after``, at most ``SEGMENT_ROWS``, encoded as
+    a segment (not stored); None when there are none."""
+    where = (history.c.run_pk == pk, history.c.stream == stream, history.c.idx > after)
+    count, _, lines = conn.execute(_next_lines(conn, where, 2**62)).one()
+    return _checked(columnar.encode_lines(lines), count) if count else None
+
+
+def _checked(encoded: columnar.EncodedSegment, count: int) -> columnar.EncodedSegment:
+    if encoded.row_count != count:  # a row text holding the separator: not JSON
+        raise ValueError(f"{count} hot rows read as {encoded.row_count}")
+    return encoded
 
 
 T = TypeVar("T")
