@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
@@ -57,6 +57,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 RENAMED = {"metadata": "run_metadata"}
 log = logging.getLogger("runbase")
+PAGES_AT_ONCE = 10  # history pages a scan reads in one transaction
 
 
 class LocalBackend(Backend):
@@ -232,6 +233,15 @@ class LocalBackend(Backend):
         return self.sample_histories([path], stream, samples, keys)[0]
 
     def scan_history(self, query: HistoryQuery) -> Page[StoredRow]:
+        return next(self._scan(query, pages_at_once=1))
+
+    def scan_pages(self, query: HistoryQuery) -> Generator[Page[StoredRow], None, None]:
+        """Pages read ``PAGES_AT_ONCE`` to a transaction (a page costs little else)."""
+        return self._scan(query, PAGES_AT_ONCE)
+
+    def _scan(
+        self, query: HistoryQuery, pages_at_once: int
+    ) -> Generator[Page[StoredRow], None, None]:
         number = history_store.stream_number(query.stream)
         checks.positive_int(query.page_size, "page_size")
         keys = checks.keys(query.keys)
@@ -239,19 +249,24 @@ class LocalBackend(Backend):
         checks.optional_int(query.max_step, "max_step")
         pk = self._pk(query.path)
         cache = self.store.segments
-        with self.store.read() as conn:
-            if query.cursor is None:
-                bounds = history_store.scan_bounds(
-                    conn, cache, pk, number, query.min_step, query.max_step
-                )
-            else:
-                bounds = history_store.ScanBounds.decode(query.cursor)
-            found = history_store.scan(
-                conn, self.store.dialect, cache, pk, number, bounds, keys, query.page_size
-            )
-        if len(found.rows) < query.page_size or found.last_idx is None:
-            return Page(found.rows, None)
-        return Page(found.rows, bounds.next(found.last_idx).encode())
+        bounds = None if query.cursor is None else history_store.ScanBounds.decode(query.cursor)
+        more = True
+        while more:
+            pages: list[Page[StoredRow]] = []
+            with self.store.read() as conn:
+                if bounds is None:
+                    bounds = history_store.scan_bounds(
+                        conn, cache, pk, number, query.min_step, query.max_step
+                    )
+                while more and len(pages) < pages_at_once:
+                    found = history_store.scan(
+                        conn, self.store.dialect, cache, pk, number, bounds, keys, query.page_size
+                    )
+                    more = len(found.rows) == query.page_size and found.last_idx is not None
+                    if more and found.last_idx is not None:
+                        bounds = bounds.next(found.last_idx)
+                    pages.append(Page(found.rows, bounds.encode() if more else None))
+            yield from pages
 
     def history_segments(self, path: RunPath, stream: str = "default") -> Iterator[bytes]:
         number = history_store.stream_number(stream)

@@ -36,7 +36,7 @@ def _counted(name: str):
     return method
 
 
-for _name in Backend.__abstractmethods__:
+for _name in [*Backend.__abstractmethods__, "scan_pages"]:
     setattr(CountingBackend, _name, _counted(_name))
 
 

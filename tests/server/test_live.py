@@ -98,11 +98,12 @@ class FailingScans(LocalBackend):
         super().__init__(backend.store, backend.entity)
         self.pages, self.error = pages, error
 
-    def scan_history(self, query):
-        if self.pages <= 0:
-            raise self.error
-        self.pages -= 1
-        return super().scan_history(query)
+    def scan_pages(self, query):
+        for page in super().scan_pages(query):
+            if self.pages <= 0:
+                raise self.error
+            self.pages -= 1
+            yield page
 
 
 @pytest.mark.parametrize(
