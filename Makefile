@@ -29,6 +29,9 @@ bench: install
 	.bench-venv/bin/python benchmarks/bench_ingest.py
 	.bench-venv/bin/python benchmarks/bench_query.py
 	bash scripts/with-postgres.sh .bench-venv/bin/python benchmarks/bench_server.py
+	.bench-venv/bin/python benchmarks/bench_history.py
+	.bench-venv/bin/python benchmarks/bench_curves.py
+	.bench-venv/bin/python benchmarks/bench_export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
