@@ -214,7 +214,7 @@ class HttpBackend(Backend):
         body = {"paths": paths, "stream": stream, "key": key, "x_axis": x_axis,
                 "buckets": buckets, "x_min": x_min, "x_max": x_max}  # fmt: skip
         found = self._json("POST", "/history/buckets", body)["buckets"]
-        return [[wire.record(Bucket, item) for item in run] for run in found]
+        return [[Bucket(**item) for item in run] for run in found]
 
     # files
     def put_file(self, path: RunPath, name: str, chunks: Chunks) -> FileRecord:

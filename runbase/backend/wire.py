@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from runbase import documents
-from runbase.backend.base import HistoryRow, Page, RunPath, StoredRow
+from runbase.backend.base import Bucket, HistoryRow, Page, RunPath, StoredRow
 
 T = TypeVar("T")
 
@@ -26,6 +26,8 @@ def to_json(value: Any) -> Any:
         return {"items": [to_json(item) for item in value.items], "next_cursor": value.next_cursor}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Bucket):
+        return value._asdict()
     if isinstance(value, (tuple, list)):
         return [to_json(item) for item in value]
     if isinstance(value, dict):

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
 
 from runbase import documents
 from runbase.backend.base import (
-    Bucket,
     HistoryQuery,
     HistoryRow,
     NewRun,
@@ -221,7 +220,17 @@ class RowsOfRunsAnswer(Answer):
     rows: list[list[str]]
 
 
+class BucketAnswer(Answer):
+    """One bucket (``runbase.backend.base.Bucket``)."""
+
+    x: float
+    y: float
+    y_min: float
+    y_max: float
+    count: int
+
+
 class BucketsAnswer(Answer):
     """Each run's buckets in x order, in the order of the request's ``paths``."""
 
-    buckets: list[list[Bucket]]
+    buckets: list[list[BucketAnswer]]
