@@ -10,11 +10,14 @@ page, so memory stays flat whatever the project's size (``Runs.export``, ``runba
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -40,6 +43,7 @@ RUN_HEAD = pa.schema([("id", pa.string()), ("name", pa.string()), ("state", pa.s
                       ("job_type", pa.string()), ("user", pa.string())])  # fmt: skip
 HISTORY_HEAD = pa.schema([("run_id", pa.string())])
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 class Progress(Protocol):
@@ -201,21 +205,71 @@ def _write_history(
 ) -> None:
     progress.start("rows", sum(count for _, count in listed))
     keys, holding = (["_step", *wanted], wanted) if wanted else (None, None)
-    for path, count in listed:
-        read = 0
+    counts = dict(listed)
+    read = 0
+    for path, segment in _read_ahead(_segments(client, listed, stream, keys, holding)):
+        if segment is None:  # the run's last segment is done
+            progress.advance("rows", max(0, counts[path] - read))  # rows logged since the count
+            read = 0
+            continue
+        if segment.table is not None and segment.table.num_rows:
+            for batch in _history_batches(path.run_id, segment, stream):
+                sink.add_batch(batch)
+        elif segment.rows:
+            rows = _exported_rows(segment, stream, wanted)
+            sink.add({"run_id": pa.repeat(pa.scalar(path.run_id), len(rows))}, rows)
+        progress.advance("rows", segment.last + 1 - read)
+        read = segment.last + 1
+
+
+def _segments(
+    client: Client, listed: list[tuple[RunPath, int]], stream: str, keys: list[str] | None,
+    holding: list[str] | None,
+) -> Iterator[tuple[RunPath, columns.Segment | None]]:  # fmt: skip
+    """Each run's segments, then (path, None) when the run's are done."""
+    for path, _ in listed:
         for segment in columns.segments(client, path, stream, keys, holding, every=False):
-            if segment.table is not None and segment.table.num_rows:
-                sink.add_batch(_history_batch(path.run_id, segment, stream))
-            elif segment.rows:
-                rows = _exported_rows(segment, stream, wanted)
-                sink.add({"run_id": pa.repeat(pa.scalar(path.run_id), len(rows))}, rows)
-            progress.advance("rows", segment.last + 1 - read)
-            read = segment.last + 1
-        progress.advance("rows", max(0, count - read))  # rows logged since the count
+            yield path, segment
+        yield path, None
 
 
-def _history_batch(run_id: str, segment: columns.Segment, stream: str) -> pa.RecordBatch:
-    """A segment's columns after ``run_id`` and ``_step`` (a system row's is its index)."""
+def _read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, read on a thread of their own up to ``depth`` ahead of the caller (reading
+    and decoding Parquet, and writing it, release the GIL: the two overlap). An error met
+    reading is raised here, in order."""
+    waiting: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                waiting.put((True, item))
+            waiting.put((False, None))
+        except BaseException as exc:  # raised again in the reading thread
+            waiting.put((False, exc))
+
+    thread = threading.Thread(target=read, name="runbase-export-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, value = waiting.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a reader blocked on a full queue see ``stop``
+            with contextlib.suppress(queue.Empty):
+                waiting.get(timeout=0.05)
+
+
+def _history_batches(run_id: str, segment: columns.Segment, stream: str) -> list[pa.RecordBatch]:
+    """A segment's columns after ``run_id`` and ``_step`` (a system row's is its index), in
+    batches as the segment's row groups came (no copy)."""
     assert segment.table is not None and segment.table.num_rows
     table = segment.table
     head = {"run_id": pa.repeat(pa.scalar(run_id), table.num_rows)}
@@ -224,8 +278,10 @@ def _history_batch(run_id: str, segment: columns.Segment, stream: str) -> pa.Rec
     elif stream == "system":
         head["_step"] = pa.array(segment.step)
     rest = [name for name in table.column_names if name not in head]
-    batch = pa.table({**head, **{name: table.column(name) for name in rest}})
-    return batch.combine_chunks().to_batches()[0]
+    batches: list[pa.RecordBatch] = pa.table(
+        {**head, **{n: table.column(n) for n in rest}}
+    ).to_batches()
+    return batches
 
 
 def _exported_rows(segment: columns.Segment, stream: str, wanted: list[str]) -> list[Row]:

@@ -164,18 +164,100 @@ class Typed(Sink):
 
 
 class Parquet(Typed):
+    """Parquet. While every page has the first one's columns and types (the usual case), the
+    pages go straight into the file, in row groups, as they come; the first page that differs
+    sends what was written back to the spill, and the file is written at ``close``."""
+
     extension = "parquet"
+
+    def __init__(self, path: Path, head: pa.Schema, first: Sequence[str] = ()) -> None:
+        super().__init__(path, head, first)
+        self.through: _Through | None = None
+        self.spilled = False
+
+    @property
+    def waiting(self) -> int:
+        return self.through.pending if self.through else self.rows
+
+    def _add_batch(self, batch: pa.RecordBatch) -> None:
+        self.columns.add(batch)
+        if not self.spilled:
+            if self.through is None:
+                self.through = _Through(self.temp, self.columns.schema(), batch.schema)
+            if batch.schema.equals(self.through.page_schema, check_metadata=True):
+                self.through.add(conform(batch, self.through.schema))
+                return
+            for written in self.through.taken_back():
+                self.spill.append(written)
+            self.through, self.spilled = None, True
+        self.spill.append(batch)
+
+    def close(self, advance: Advance) -> None:
+        if self.through is None:
+            super().close(advance)
+            return
+        self.through.close(advance)
+        self.spill.close()
+
+    def discard(self) -> None:
+        if self.through is not None:
+            self.through.writer.close()
+        super().discard()
 
     def _write(self, schema: pa.Schema, batches: Batches, advance: Advance) -> None:
         import pyarrow.parquet as pq
 
-        # dictionaries only where values repeat (strings), not for metrics: 3x faster writes
-        strings = [field.name for field in schema if field.type == pa.string()]
-        options = {"compression": "zstd", "use_dictionary": strings}
-        with pq.ParquetWriter(self.temp, schema, **options) as writer:
+        with pq.ParquetWriter(self.temp, schema, **_parquet_options(schema)) as writer:
             for group in _row_groups(batches):
                 writer.write_table(pa.Table.from_batches(group, schema), ROW_GROUP_ROWS)
                 advance(sum(batch.num_rows for batch in group))
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    # dictionaries only where values repeat (strings), not for metrics: 3x faster writes
+    strings = [field.name for field in schema if field.type == pa.string()]
+    return {"compression": "zstd", "use_dictionary": strings}
+
+
+class _Through:
+    """A Parquet file written as pages come, each conformed to ``schema``; ``page_schema`` is
+    the pages' own (the first's)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, page_schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        self.path, self.schema, self.page_schema = path, schema, page_schema
+        self.writer = pq.ParquetWriter(path, schema, **_parquet_options(schema))
+        self.group: list[pa.RecordBatch] = []
+
+    @property
+    def pending(self) -> int:
+        return sum(batch.num_rows for batch in self.group)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.group.append(batch)
+        if self.pending >= ROW_GROUP_ROWS or sum(b.nbytes for b in self.group) >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.group:
+            self.writer.write_table(pa.Table.from_batches(self.group, self.schema), ROW_GROUP_ROWS)
+            self.group = []
+
+    def close(self, advance: Advance) -> None:
+        pending = self.pending
+        self._flush()
+        self.writer.close()
+        advance(pending)
+
+    def taken_back(self) -> Iterator[pa.RecordBatch]:
+        """Every page written so far, read back, the file closed."""
+        import pyarrow.parquet as pq
+
+        self._flush()
+        self.writer.close()
+        with pq.ParquetFile(self.path) as written:
+            yield from written.iter_batches()
 
 
 def _row_groups(batches: Iterator[pa.RecordBatch]) -> Iterator[list[pa.RecordBatch]]:

@@ -477,3 +477,31 @@ def test_a_batch_takes_the_slow_path_only_when_it_must():
 def test_json_text_keeps_nan_and_infinities():
     texts = tables.json_array([[NAN, INF, -INF], "x", None]).to_pylist()
     assert same(decode(texts[0]), [NAN, INF, -INF]) and texts[1:] == ['"x"', None]
+
+
+def test_parquet_pages_go_straight_through_until_one_differs(tmp_path):
+    from runbase.api.sinks import Parquet
+
+    head = pa.schema([("run_id", pa.string())])
+
+    def batch(run: str, **columns) -> pa.RecordBatch:
+        rows = len(next(iter(columns.values())))
+        return pa.RecordBatch.from_pydict({"run_id": [run] * rows, **columns})
+
+    same = Parquet(tmp_path / "same.parquet", head, ["_step"])
+    for start in (0, 2):
+        same.add_batch(batch("a", _step=[start, start + 1], x=[1.5, 2.5]))
+    assert same.through is not None and not same.spilled
+    same.close(lambda rows: None)
+    assert pq.read_table(same.publish()).to_pydict() == {
+        "run_id": ["a"] * 4, "_step": [0, 1, 2, 3], "x": [1.5, 2.5, 1.5, 2.5]
+    }  # fmt: skip
+    changed = Parquet(tmp_path / "changed.parquet", head, ["_step"])
+    changed.add_batch(batch("a", _step=[0, 1], x=[1, 2]))
+    changed.add_batch(batch("b", _step=[0], x=[0.5], y=["new"]))
+    assert changed.spilled and changed.waiting == 3
+    changed.close(lambda rows: None)
+    table = pq.read_table(changed.publish())
+    assert table.schema.field("x").type == pa.float64()
+    assert table.to_pydict() == {"run_id": ["a", "a", "b"], "_step": [0, 1, 0],
+                                 "x": [1.0, 2.0, 0.5], "y": [None, None, "new"]}  # fmt: skip
