@@ -240,10 +240,16 @@ def sample_indexes(
 def _compacted_indexes(
     conn: Connection, cache: SegmentCache, pk: int, stream: int, mark: int, key_set_ids: list[int]
 ) -> list[int]:
-    """Indexes of the compacted rows of the given key sets."""
+    """Indexes of the compacted rows of the given key sets: a segment's whole range when all
+    its rows match (segments hold contiguous ranges), else read from its rows."""
     found: list[int] = []
+    wanted = set(key_set_ids)
     for segment in segments.overlapping(conn, pk, stream, -1, mark):
-        if not set(segment.key_sets) & set(key_set_ids):
+        if not set(segment.key_sets) & wanted:
+            continue
+        dense = segment.row_count == segment.last_idx - segment.first_idx + 1
+        if dense and set(segment.key_sets) <= wanted:
+            found += range(segment.first_idx, segment.last_idx + 1)
             continue
         rows = cache.rows(conn, segment.id)
         found += rows.idx[np.isin(rows.key_set, key_set_ids)].tolist()
@@ -304,11 +310,14 @@ def _compacted_texts(
     texts: list[str] = []
     wanted = np.array(indexes, np.int64)
     for segment in segments.overlapping(conn, pk, stream, indexes[0] - 1, indexes[-1]):
-        rows = cache.rows(conn, segment.id)
         inside = wanted[(wanted >= segment.first_idx) & (wanted <= segment.last_idx)]
-        positions = np.searchsorted(rows.idx, inside)
-        positions = positions[rows.idx[np.minimum(positions, len(rows) - 1)] == inside]
-        texts += rows.texts(rows.dicts(0, 0, picked=positions))
+        if segment.row_count == segment.last_idx - segment.first_idx + 1:  # dense: no lookup
+            positions = inside - segment.first_idx
+        else:
+            rows = cache.rows(conn, segment.id)
+            positions = np.searchsorted(rows.idx, inside)
+            positions = positions[rows.idx[np.minimum(positions, len(rows) - 1)] == inside]
+        texts += cache.texts(conn, segment.id, positions.tolist())
     return texts
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from sqlalchemy import (
     ColumnElement,
@@ -40,6 +41,7 @@ from runbase.store.schema import history, history_segments, runs
 SEGMENT_ROWS = 50_000
 CACHED_SEGMENTS = 8
 CACHED_COLUMNS = 64  # a chart's x and y of 64 segments: 3,200,000 points, 50 MB at most
+CACHED_SAMPLES = 1024  # sampled rows of a segment, ~25 rows' text each for a 500-row sample
 KNOWN_STREAMS = 10_000  # streams whose segment lists are remembered
 
 
@@ -243,6 +245,7 @@ class SegmentCache:
         self._decoded: OrderedDict[int, columnar.Rows] = OrderedDict()
         self._known: OrderedDict[tuple[int, int], list[Segment]] = OrderedDict()
         self._columns: OrderedDict[tuple[int, tuple[str, ...]], columnar.Columns] = OrderedDict()
+        self._texts: OrderedDict[tuple[int, tuple[int, ...]], list[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def known(self, pk: int, stream: int) -> list[Segment]:
@@ -296,6 +299,23 @@ class SegmentCache:
             while len(self._decoded) > self.size:
                 self._decoded.popitem(last=False)
         return decoded
+
+    def texts(self, conn: Connection, segment_id: int, positions: list[int]) -> list[str]:
+        """The JSON text of the segment's rows at ``positions`` (cached: a run's samples are
+        asked for again and again, and reading them decodes the whole segment)."""
+        entry = (segment_id, tuple(positions))
+        with self._lock:
+            found = self._texts.get(entry)
+            if found is not None:
+                self._texts.move_to_end(entry)
+                return found
+        rows = self.rows(conn, segment_id)
+        texts = rows.texts(rows.dicts(0, 0, picked=np.array(positions, np.int64)))
+        with self._lock:
+            self._texts[entry] = texts
+            while len(self._texts) > CACHED_SAMPLES:
+                self._texts.popitem(last=False)
+        return texts
 
 
 Job = Callable[[Callable[[], bool]], None]  # given ``stopping``, it returns soon once True
