@@ -397,9 +397,32 @@ def _column(values: list[Any]) -> tuple[str, pa.Array]:
     return JSON, pa.array(texts, pa.string())
 
 
-def decode(data: bytes) -> Rows:
-    """The rows of a segment's bytes."""
-    table = pq.ParquetFile(pa.BufferReader(data)).read()
+def decode(data: bytes, positions: Sequence[int] | None = None) -> Rows:
+    """The rows of a segment's bytes; with ``positions`` (ascending), those rows only, read
+    from the row groups holding them."""
+    parquet = pq.ParquetFile(pa.BufferReader(data))
+    if positions is None:
+        return _rows(parquet.read())
+    sizes = [parquet.metadata.row_group(n).num_rows for n in range(parquet.num_row_groups)]
+    starts = np.cumsum([0, *sizes])
+    groups = np.unique(np.searchsorted(starts, positions, side="right") - 1)
+    read_from = np.cumsum([0, *(sizes[n] for n in groups)])  # where each group begins
+    group_of = np.searchsorted(starts, positions, side="right") - 1
+    within = np.asarray(positions) - starts[group_of] + read_from[np.searchsorted(groups, group_of)]
+    table = parquet.read_row_groups(groups.tolist()).take(pa.array(within))
+    return _rows(table)
+
+
+def key_sets(data: bytes) -> np.ndarray:
+    """The key set id of each row of a segment's bytes, reading no other column."""
+    parquet = pq.ParquetFile(pa.BufferReader(data))
+    names = parquet.schema_arrow.names
+    if names.count(INTERNAL[2]) > 1:  # a key named like the column: read them all
+        return _numbers(parquet.read().column(2))
+    return _numbers(parquet.read(columns=[INTERNAL[2]]).column(0))
+
+
+def _rows(table: pa.Table) -> Rows:
     metadata = orjson.loads(table.schema.metadata[METADATA_KEY])
     internal = [_numbers(table.column(i)) for i in range(len(INTERNAL))]
     keys: list[str] = metadata["keys"]

@@ -44,6 +44,7 @@ LATEST_DOCUMENT: dict[int, Column[Any]] = {0: runs.c.summary, 1: runs.c.system_m
 Row = tuple[int, int, tuple[str, ...], str]
 LAST_INDEX = 2**62
 RETRIES = 5  # reads of rows that compactions keep moving
+SPARSE = 8  # a keyed scan reads just the matching rows of a segment when under 1/8 of it
 
 
 def stream_number(stream: str) -> int:
@@ -465,6 +466,18 @@ def _compacted(
             continue
         if key_set_ids is not None and not set(segment.key_sets) & set(key_set_ids):
             continue
+        dense = segment.row_count == segment.last_idx - segment.first_idx + 1
+        if key_set_ids is not None and dense:  # a few rows of many: read just those
+            start = min(max(after + 1 - segment.first_idx, 0), segment.row_count)
+            stop = min(max(upto + 1 - segment.first_idx, 0), segment.row_count)
+            held = cache.key_sets(conn, segment.id)[start:stop]
+            matching = np.flatnonzero(np.isin(held, key_set_ids)) + start
+            matching = matching[: limit - len(found)]
+            if len(matching) * SPARSE < stop - start:
+                if len(matching):
+                    found += cache.texts(conn, segment.id, matching.tolist())
+                    last = segment.first_idx + int(matching[-1])
+                continue
         rows = cache.rows(conn, segment.id)
         start = int(np.searchsorted(rows.idx, after, side="right"))
         stop = int(np.searchsorted(rows.idx, upto, side="right"))

@@ -42,6 +42,7 @@ SEGMENT_ROWS = 50_000
 CACHED_SEGMENTS = 8
 CACHED_COLUMNS = 64  # a chart's x and y of 64 segments: 3,200,000 points, 50 MB at most
 CACHED_SAMPLES = 1024  # sampled rows of a segment, ~25 rows' text each for a 500-row sample
+CACHED_KEY_SETS = 256  # the key set of each row of a segment: 200 KB for 50,000 rows
 KNOWN_STREAMS = 10_000  # streams whose segment lists are remembered
 
 
@@ -246,6 +247,7 @@ class SegmentCache:
         self._known: OrderedDict[tuple[int, int], list[Segment]] = OrderedDict()
         self._columns: OrderedDict[tuple[int, tuple[str, ...]], columnar.Columns] = OrderedDict()
         self._texts: OrderedDict[tuple[int, tuple[int, ...]], list[str]] = OrderedDict()
+        self._key_sets: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def known(self, pk: int, stream: int) -> list[Segment]:
@@ -300,6 +302,23 @@ class SegmentCache:
                 self._decoded.popitem(last=False)
         return decoded
 
+    def key_sets(self, conn: Connection, segment_id: int) -> np.ndarray:
+        """The key set of each of the segment's rows, in order (cached)."""
+        with self._lock:
+            found = self._key_sets.get(segment_id)
+            if found is not None:
+                self._key_sets.move_to_end(segment_id)
+                return found
+            whole = self._decoded.get(segment_id)
+        held = (
+            whole.key_set if whole is not None else columnar.key_sets(self._data(conn, segment_id))
+        )
+        with self._lock:
+            self._key_sets[segment_id] = held
+            while len(self._key_sets) > CACHED_KEY_SETS:
+                self._key_sets.popitem(last=False)
+        return held
+
     def texts(self, conn: Connection, segment_id: int, positions: list[int]) -> list[str]:
         """The JSON text of the segment's rows at ``positions`` (cached: a run's samples are
         asked for again and again, and reading them decodes the whole segment)."""
@@ -309,8 +328,13 @@ class SegmentCache:
             if found is not None:
                 self._texts.move_to_end(entry)
                 return found
-        rows = self.rows(conn, segment_id)
-        texts = rows.texts(rows.dicts(0, 0, picked=np.array(positions, np.int64)))
+        with self._lock:
+            whole = self._decoded.get(segment_id)
+        if whole is None:  # read the rows' row groups only
+            rows = columnar.decode(self._data(conn, segment_id), positions)
+            texts = rows.texts(rows.dicts(0, len(rows)))
+        else:
+            texts = whole.texts(whole.dicts(0, 0, picked=np.array(positions, np.int64)))
         with self._lock:
             self._texts[entry] = texts
             while len(self._texts) > CACHED_SAMPLES:
