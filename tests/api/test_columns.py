@@ -125,7 +125,9 @@ def test_histories_of_every_row_keep_the_runs_order(api, make, format):
         log(make.backend, path, [{"x": offset + i} for i in range(3)])
         make.backend.compact(path)
     found = api.runs(PROJECT, order="-created_at").histories(samples=None, format=format)
-    table = found if format == "arrow" else found.to_arrow() if format == "polars" else None
-    columns = found.to_dict("list") if format == "pandas" else table.to_pydict()
+    if format == "pandas":
+        columns = found.to_dict("list")
+    else:
+        columns = (found if format == "arrow" else found.to_arrow()).to_pydict()
     assert columns["run_id"] == ["a"] * 3 + ["b"] * 3
     assert columns["x"] == [0, 1, 2, 100, 101, 102]
