@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import orjson
@@ -238,50 +238,69 @@ def key_set_rows(conn: Connection, pk: int, stream: int) -> dict[int, int]:
     return counts
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Lru(Generic[K, V]):
+    """The ``size`` most recently used values by key, shared by threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._values.get(key)
+            if found is not None:
+                self._values.move_to_end(key)
+            return found
+
+    def put(self, key: K, value: V) -> V:
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+        return value
+
+    def cached(self, key: K, make: Callable[[], V]) -> V:
+        """The value of ``key``, made (outside the lock) when it is not held."""
+        found = self.get(key)
+        return self.put(key, make()) if found is None else found
+
+
 class SegmentCache:
-    """Decoded segments by id, the most recently used few (segments never change)."""
+    """What reads take from segments, the most recently used of each kind (segments never
+    change): decoded segments, some of their columns, rows' text, key sets, and each
+    stream's list of segments."""
 
     def __init__(self, size: int = CACHED_SEGMENTS) -> None:
-        self.size = size
-        self._decoded: OrderedDict[int, columnar.Rows] = OrderedDict()
-        self._known: OrderedDict[tuple[int, int], list[Segment]] = OrderedDict()
-        self._columns: OrderedDict[tuple[int, tuple[str, ...]], columnar.Columns] = OrderedDict()
-        self._texts: OrderedDict[tuple[int, tuple[int, ...]], list[str]] = OrderedDict()
-        self._key_sets: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._decoded: Lru[int, columnar.Rows] = Lru(size)
+        self._known: Lru[tuple[int, int], list[Segment]] = Lru(KNOWN_STREAMS)
+        self._columns: Lru[tuple[int, tuple[str, ...]], columnar.Columns] = Lru(CACHED_COLUMNS)
+        self._texts: Lru[tuple[int, tuple[int, ...]], list[str]] = Lru(CACHED_SAMPLES)
+        self._key_sets: Lru[int, np.ndarray] = Lru(CACHED_KEY_SETS)
 
     def known(self, pk: int, stream: int) -> list[Segment]:
         """The stream's segments seen so far: all of them up to the last one's index."""
-        with self._lock:
-            return self._known.get((pk, stream), [])
+        return self._known.get((pk, stream)) or []
 
     def learn(self, conn: Connection, pk: int, stream: int, mark: int) -> list[Segment]:
         """The stream's segments up to the watermark ``mark``, reading only the new ones."""
         known = self.known(pk, stream)
         last = known[-1].last_idx if known else -1
         if mark > last:
-            known = known + overlapping(conn, pk, stream, last, mark)
-            with self._lock:
-                self._known[pk, stream] = known
-                self._known.move_to_end((pk, stream))
-                while len(self._known) > KNOWN_STREAMS:
-                    self._known.popitem(last=False)
+            known = self._known.put((pk, stream), known + overlapping(conn, pk, stream, last, mark))
         return known
 
     def columns(self, conn: Connection, segment_id: int, keys: list[str]) -> columnar.Columns:
         """Some columns of a segment (cached by segment and keys)."""
-        entry = (segment_id, tuple(keys))
-        with self._lock:
-            found = self._columns.get(entry)
-            if found is not None:
-                self._columns.move_to_end(entry)
-                return found
-        decoded = columnar.decode_columns(self._data(conn, segment_id), keys)
-        with self._lock:
-            self._columns[entry] = decoded
-            while len(self._columns) > CACHED_COLUMNS:
-                self._columns.popitem(last=False)
-        return decoded
+        return self._columns.cached(
+            (segment_id, tuple(keys)),
+            lambda: columnar.decode_columns(self._data(conn, segment_id), keys),
+        )
 
     def _data(self, conn: Connection, segment_id: int) -> bytes:
         data = conn.execute(
@@ -290,56 +309,33 @@ class SegmentCache:
         return bytes(data)
 
     def rows(self, conn: Connection, segment_id: int) -> columnar.Rows:
-        with self._lock:
-            found = self._decoded.get(segment_id)
-            if found is not None:
-                self._decoded.move_to_end(segment_id)
-                return found
-        decoded = columnar.decode(self._data(conn, segment_id))
-        with self._lock:
-            self._decoded[segment_id] = decoded
-            while len(self._decoded) > self.size:
-                self._decoded.popitem(last=False)
-        return decoded
+        return self._decoded.cached(
+            segment_id, lambda: columnar.decode(self._data(conn, segment_id))
+        )
 
     def key_sets(self, conn: Connection, segment_id: int) -> np.ndarray:
-        """The key set of each of the segment's rows, in order (cached)."""
-        with self._lock:
-            found = self._key_sets.get(segment_id)
-            if found is not None:
-                self._key_sets.move_to_end(segment_id)
-                return found
+        """The key set of each of the segment's rows, in order."""
+
+        def read() -> np.ndarray:
             whole = self._decoded.get(segment_id)
-        held = (
-            whole.key_set if whole is not None else columnar.key_sets(self._data(conn, segment_id))
-        )
-        with self._lock:
-            self._key_sets[segment_id] = held
-            while len(self._key_sets) > CACHED_KEY_SETS:
-                self._key_sets.popitem(last=False)
-        return held
+            if whole is not None:
+                return whole.key_set
+            return columnar.key_sets(self._data(conn, segment_id))
+
+        return self._key_sets.cached(segment_id, read)
 
     def texts(self, conn: Connection, segment_id: int, positions: list[int]) -> list[str]:
         """The JSON text of the segment's rows at ``positions`` (cached: a run's samples are
-        asked for again and again, and reading them decodes the whole segment)."""
-        entry = (segment_id, tuple(positions))
-        with self._lock:
-            found = self._texts.get(entry)
-            if found is not None:
-                self._texts.move_to_end(entry)
-                return found
-        with self._lock:
+        asked for again and again, and reading them decodes the segment's row groups)."""
+
+        def read() -> list[str]:
             whole = self._decoded.get(segment_id)
-        if whole is None:  # read the rows' row groups only
-            rows = columnar.decode(self._data(conn, segment_id), positions)
-            texts = rows.texts(rows.dicts(0, len(rows)))
-        else:
-            texts = whole.texts(whole.dicts(0, 0, picked=np.array(positions, np.int64)))
-        with self._lock:
-            self._texts[entry] = texts
-            while len(self._texts) > CACHED_SAMPLES:
-                self._texts.popitem(last=False)
-        return texts
+            if whole is not None:
+                return whole.texts(whole.dicts(0, 0, picked=np.array(positions, np.int64)))
+            rows = columnar.decode(self._data(conn, segment_id), positions)  # their row groups
+            return rows.texts(rows.dicts(0, len(rows)))
+
+        return self._texts.cached((segment_id, tuple(positions)), read)
 
 
 Job = Callable[[Callable[[], bool]], None]  # given ``stopping``, it returns soon once True
