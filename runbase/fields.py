@@ -45,7 +45,7 @@ Field = DocField | ColumnField
 # key -> (table, column, kind, nullable)
 COLUMNS: dict[str, tuple[str, str, str, bool]] = {
     "state": ("runs", "state", "text", False),
-    "name": ("runs", "display_name", "text", False),
+    "name": ("runs", "run_id", "text", False),  # W&B's filters: ``name`` is the run's id
     "display_name": ("runs", "display_name", "text", False),
     "displayName": ("runs", "display_name", "text", False),
     "createdAt": ("runs", "created_at", "time", False),

@@ -9,9 +9,10 @@ Keys (``runbase.fields``):
 
 - ``config.KEY`` (``config.KEY.value`` is the same path: W&B wraps config values in
   ``{"value": ...}``), ``summary_metrics.KEY`` or ``summary.KEY``, and ``tags``;
-- run columns: ``state``, ``name`` (``display_name``, ``displayName``), ``createdAt``
+- run columns: ``state``, ``display_name`` (``displayName``), ``createdAt``
   (``created_at``), ``heartbeatAt`` (``heartbeat_at``), ``entity``, ``username``, ``group``,
-  ``jobType`` (``job_type``), ``sweep`` and ``id``.
+  ``jobType`` (``job_type``), ``sweep``, and ``name`` or ``id``: the run's id (``name`` is
+  W&B's word for it in filters, though ``Run.name`` is the display name).
 
 Dots separate nested keys. A backslash makes the next dot or backslash part of the key:
 ``config.a\.b`` is the top-level key ``a.b``, ``config.a\\`` the key ``a\``. A part that is a

@@ -243,6 +243,9 @@ CASES = [
     ({"state": {"$exists": False}}, set()),
     ({"display_name": "r2"}, runs("2")),
     ({"name": "r2"}, runs("2")),
+    ({"name": "r6"}, runs("6")),  # ``name`` is the run's id in W&B's filters
+    ({"name": HOSTILE}, set()),  # run 6's display name
+    ({"name": {"$in": sorted(runs("2 3"))}}, runs("2 3")),
     ({"displayName": {"$in": ["r2", "r3"]}}, runs("2 3")),
     ({"group": "g1"}, runs("1 2")),
     ({"group": None}, runs("3 5 6 7")),

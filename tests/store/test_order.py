@@ -62,7 +62,8 @@ ORDERS = [
     ("-createdAt", ids("15 14 13 12 11 10 9 8 7 6 5 4 3 2 1")),
     ("+group", ids("3 5 1 2 4 6 7 8 9 10 11 12 13 14 15")),
     ("-group", ids("1 5 3 15 14 13 12 11 10 9 8 7 6 4 2")),
-    ("+name", ids("3 5 1 2 4 6 7 8 9 10 11 12 13 14 15")),
+    ("+name", ids("1 2 3 4 5 6 7 8 9 10 11 12 13 14 15")),  # the run id
+    ("+display_name", ids("3 5 1 2 4 6 7 8 9 10 11 12 13 14 15")),
     ("-display_name", ids("15 14 13 12 11 10 9 8 7 6 4 2 1 5 3")),
     ("+state", ids("1 3 4 5 6 7 8 9 10 11 12 13 14 15 2")),
     ("state", ids("2 15 14 13 12 11 10 9 8 7 6 5 4 3 1")),
@@ -106,7 +107,12 @@ def test_pages_neither_skip_nor_repeat(table, order, size):
         ("-created_at", ColumnField("runs", "created_at", "time", False, "created_at"), True),
         ("+createdAt", ColumnField("runs", "created_at", "time", False, "createdAt"), False),
         ("heartbeat_at", ColumnField("runs", "heartbeat_at", "time", False, "heartbeat_at"), True),
-        ("+name", ColumnField("runs", "display_name", "text", False, "name"), False),
+        ("+name", ColumnField("runs", "run_id", "text", False, "name"), False),
+        (
+            "+display_name",
+            ColumnField("runs", "display_name", "text", False, "display_name"),
+            False,
+        ),
         ("-group", ColumnField("runs", "group", "text", True, "group"), True),
         ("+config.lr", DocField("config", ("lr",), "config.lr"), False),
         (
