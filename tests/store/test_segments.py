@@ -243,3 +243,14 @@ def test_a_key_of_one_shape_keeps_each_row_s_type_when_compacted(backend):
         [type(value) for value in row.values()] for row in logged
     ]
     assert canonical(found[0]) == canonical(logged[0])
+
+
+def test_some_rows_of_a_segment_are_read_from_their_row_groups_alone():
+    logged = [{"a": i, "b": i / 3, "s": str(i)} if i % 3 else {"a": i, "x": [i]}
+              for i in range(3 * columnar.ROW_GROUP)]  # fmt: skip
+    data = columnar.encode([(i, i, 1, encode_row(row)) for i, row in enumerate(logged)]).data
+    positions = [0, 5, columnar.ROW_GROUP - 1, columnar.ROW_GROUP, 2 * columnar.ROW_GROUP + 7]
+    some = columnar.decode(data, positions)
+    assert some.idx.tolist() == positions
+    assert some.dicts(0, len(some)) == [logged[i] for i in positions]
+    assert columnar.key_sets(data).tolist() == [1] * len(logged)
