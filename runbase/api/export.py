@@ -285,7 +285,8 @@ def _history_batches(run_id: str, segment: columns.Segment, stream: str) -> list
 
 
 def _exported_rows(segment: columns.Segment, stream: str, wanted: list[str]) -> list[Row]:
-    """A segment's rows, read one by one, as ``history_pages`` exports them."""
+    """A segment's rows, read one by one, as exported: a system row's ``_step`` is its index;
+    with ``wanted``, ``_step`` and those keys of the rows holding any of them."""
     assert segment.rows is not None
     rows = segment.rows
     if stream == "system":

@@ -103,7 +103,7 @@ def frame(
     """``sample`` as a DataFrame; every row (``samples`` None) from the segments' columns
     where their values allow."""
     if samples is None and (found := column_table(client, path, wanted, stream)) is not None:
-        return found.to_pandas() if found.num_columns else to_frame([])
+        return table_frame(found)
     return to_frame(sample(client, path, samples, wanted, stream))
 
 
@@ -129,10 +129,16 @@ def tables_of_runs(
     return table.select(sorted(table.column_names))
 
 
+def table_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as a DataFrame (a table of no columns as ``to_frame([])``)."""
+    frame: pd.DataFrame = table.to_pandas() if table.num_columns else to_frame([])
+    return frame
+
+
 def table_as(table: pa.Table, format: str) -> pd.DataFrame | pl.DataFrame | pa.Table:
     """The table in ``format``: ``"pandas"``, ``"polars"`` or ``"arrow"``."""
     if format == "pandas":
-        return table.to_pandas() if table.num_columns else to_frame([])
+        return table_frame(table)
     if format == "polars":
         return _polars().from_arrow(table)
     return table
