@@ -68,6 +68,17 @@ def decode_value(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def leaf_keys(row: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the row's leaves: ``{"a": {"b": 1}}`` -> ``["a.b"]``."""
+    keys = []
+    for key, value in row.items():
+        if type(value) is dict:
+            keys.extend(leaf_keys(value, prefix + key + "."))
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
 def is_finite(value: Any) -> bool:
     """Whether no float anywhere in ``value`` is NaN or infinite."""
     if isinstance(value, float):

@@ -140,6 +140,12 @@ class Accounts:
     def revoke_key(self, key_id: int) -> KeyRecord:
         return _key(self._write(lambda conn: account_store.revoke_key(conn, key_id)))
 
+    def secret(self, name: str) -> str:
+        """A random secret the server's processes share, made on first use."""
+        dialect = self.store.dialect
+        new = secrets.token_hex(32)
+        return self._write(lambda conn: account_store.secret(dialect, conn, name, new))
+
     def bootstrap(self, admin: str) -> str | None:
         """On a database without users: an admin user ``admin`` and its new key, returned (the
         only time it is seen). None when there are users already."""

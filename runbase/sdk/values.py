@@ -60,17 +60,6 @@ def _clean_dict(prefix: str, data: dict[str, Any]) -> tuple[dict[str, Any], int]
     return row, flags
 
 
-def leaf_keys(row: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of the row's leaves: ``{"a": {"b": 1}}`` -> ``["a.b"]``."""
-    keys = []
-    for key, value in row.items():
-        if type(value) is dict:
-            keys.extend(leaf_keys(value, prefix + key + "."))
-        else:
-            keys.append(prefix + key)
-    return keys
-
-
 def merge_leaves(target: dict[str, Any], row: dict[str, Any]) -> None:
     """Merge a logged row into a summary by leaf path; None leaves are not written."""
     for key, value in row.items():

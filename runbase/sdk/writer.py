@@ -56,7 +56,8 @@ from runbase.sdk.spool import (
     RunChange,
     Spool,
 )
-from runbase.sdk.values import HAS_NONE, NESTED, NONFINITE, copy_document, leaf_keys, merge_leaves
+from runbase.documents import leaf_keys
+from runbase.sdk.values import HAS_NONE, NESTED, NONFINITE, copy_document, merge_leaves
 
 log = logging.getLogger("runbase")
 

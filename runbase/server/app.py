@@ -21,6 +21,7 @@ from runbase.server.access import AccessLog
 from runbase.server.auth import FailureLimiter
 from runbase.server.limits import MAX_BODY_SIZE
 from runbase.server.routes import router
+from runbase.server.wandb import add_wandb_routes
 from runbase.settings import Settings
 
 
@@ -46,6 +47,7 @@ def create_app(
     app.state.failures = FailureLimiter()
     app.include_router(router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
+    add_wandb_routes(app)
     app.add_exception_handler(RunbaseError, _runbase_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

@@ -280,12 +280,12 @@ async def put_file(backend: Store, path: Path, name: str, request: Request) -> R
     """The request body is the file's bytes, streamed to the backend as it arrives; its size
     and md5 are checked against ``Content-Length`` and ``X-Runbase-MD5`` (or ``Content-MD5``)
     when sent."""
-    chunks = checked_upload(_body_chunks(request), request.headers, request.app.state.max_file_size)
+    chunks = checked_upload(body_chunks(request), request.headers, request.app.state.max_file_size)
     record = await run_in_threadpool(backend.put_file, path, name, chunks)
     return WireResponse(record)
 
 
-def _body_chunks(request: Request) -> Iterator[bytes]:
+def body_chunks(request: Request) -> Iterator[bytes]:
     """The request body's chunks, read from the event loop by a worker thread."""
     stream = request.stream()
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from runbase.errors import Conflict, NotFound
 from runbase.store.dialect import Dialect
-from runbase.store.schema import api_keys, entities, team_members, users
+from runbase.store.schema import api_keys, entities, server_secrets, team_members, users
 
 Record = dict[str, Any]
 USER, TEAM = "user", "team"
@@ -161,3 +161,13 @@ def find_key(conn: Connection, key_hash: str) -> Record | None:
 
 def touch_key(conn: Connection, key_pk: int, now: float) -> None:
     conn.execute(update(api_keys).where(api_keys.c.id == key_pk).values(last_used_at=now))
+
+
+def secret(dialect: Dialect, conn: Connection, name: str, new_value: str) -> str:
+    """The server secret ``name``; ``new_value`` becomes it when there is none yet."""
+    values = {"name": name, "value": new_value}
+    conn.execute(dialect.insert_ignore(server_secrets).values(**values))
+    found: str = conn.execute(
+        select(server_secrets.c.value).where(server_secrets.c.name == name)
+    ).scalar_one()
+    return found

@@ -69,6 +69,11 @@ def _history_segments(conn: Connection) -> None:
     schema.history_segments.create(conn, checkfirst=True)
 
 
+def _server_secrets(conn: Connection) -> None:
+    """Secrets the server's processes share (step 1 of a new database has made the table)."""
+    schema.server_secrets.create(conn, checkfirst=True)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _create_first_schema,
     _index_history_by_step,
@@ -76,6 +81,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _key_sets_unique_by_hash,
     _accounts,
     _history_segments,
+    _server_secrets,
 ]
 
 

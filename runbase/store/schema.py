@@ -195,3 +195,11 @@ api_keys = Table(
 )
 
 ACCOUNT_TABLES = [users, team_members, api_keys]
+
+# Random secrets of the server, shared by its processes (the key that signs upload URLs).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)

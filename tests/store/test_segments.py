@@ -19,7 +19,7 @@ from runbase import columnar
 from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunPath
 from runbase.backend.local import LocalBackend
 from runbase.documents import decode_row, encode_row
-from runbase.sdk.values import leaf_keys
+from runbase.documents import leaf_keys
 from runbase.store import segments
 
 KEYS = ["loss", "acc", "note", "x", "_runtime"]

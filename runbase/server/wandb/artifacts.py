@@ -1,0 +1,7 @@
+"""Artifacts (to be written)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+bindables: list[Any] = []
