@@ -10,8 +10,10 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
+from graphql import GraphQLResolveInfo
 from starlette.requests import Request
 
 from runbase.backend.accounts import Accounts, Principal
@@ -98,3 +100,9 @@ class Context:
             principal = Principal(backend.default_entity(), admin=True)
         base = str(request.base_url).rstrip("/")
         return cls(backend, principal, base, signer(request))
+
+
+if TYPE_CHECKING:
+    Info = GraphQLResolveInfo[Context]
+else:  # not generic on Python 3.10
+    Info = GraphQLResolveInfo

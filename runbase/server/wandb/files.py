@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 from ariadne import MutationType, ObjectType
-from graphql import GraphQLResolveInfo
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -24,7 +23,7 @@ from runbase.errors import Forbidden, InvalidInput, RunbaseError
 from runbase.server.limits import checked_upload
 from runbase.server.routes import body_chunks
 from runbase.server.wandb import ids
-from runbase.server.wandb.context import Context, signer
+from runbase.server.wandb.context import Context, Info, signer
 from runbase.server.wandb.runs import WANDB_KEY, connection, context
 
 UPLOAD_PATH = "/wandb/upload/{token}"
@@ -55,7 +54,7 @@ def download_url(ctx: Context, path: RunPath, name: str) -> str:
 
 
 @mutation.field("createRunFiles")
-def resolve_create_run_files(_: None, info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
+def resolve_create_run_files(_: None, info: Info, input: dict[str, Any]) -> Any:
     ctx = context(info)
     path = RunPath(input["entityName"], input["projectName"], input["runName"])
     _may_write(ctx, path.entity)
@@ -65,19 +64,19 @@ def resolve_create_run_files(_: None, info: GraphQLResolveInfo, input: dict[str,
 
 
 @mutation.field("markRunFilesUploaded")
-def resolve_mark_uploaded(_: None, info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
+def resolve_mark_uploaded(_: None, info: Info, input: dict[str, Any]) -> Any:
     return {"success": True}
 
 
 @run_type.field("fileCount")
-def resolve_file_count(run: RunRecord, info: GraphQLResolveInfo) -> int:
+def resolve_file_count(run: RunRecord, info: Info) -> int:
     return context(info).backend.count_files(run.path, [])
 
 
 @run_type.field("files")
 def resolve_files(
     run: RunRecord,
-    info: GraphQLResolveInfo,
+    info: Info,
     names: list[str] | None = None,
     after: str | None = None,
     first: int | None = None,
@@ -104,7 +103,7 @@ def _file(node: tuple[RunRecord, FileRecord]) -> FileRecord:
 
 
 @file_type.field("id")
-def resolve_file_id(node: tuple[RunRecord, FileRecord], info: GraphQLResolveInfo) -> str:
+def resolve_file_id(node: tuple[RunRecord, FileRecord], info: Info) -> str:
     run, record = node
     return ids.global_id("File", *run.path, record.name)
 
@@ -112,7 +111,7 @@ def resolve_file_id(node: tuple[RunRecord, FileRecord], info: GraphQLResolveInfo
 @file_type.field("url")
 @file_type.field("directUrl")
 def resolve_file_url(
-    node: tuple[RunRecord, FileRecord], info: GraphQLResolveInfo, upload: bool | None = None
+    node: tuple[RunRecord, FileRecord], info: Info, upload: bool | None = None
 ) -> str:
     run, record = node
     ctx = context(info)
@@ -129,7 +128,7 @@ file_type.set_field("updatedAt", lambda node, info: _file(node).updated_at)
 
 
 @file_type.field("md5")
-def resolve_md5(node: tuple[RunRecord, FileRecord], info: GraphQLResolveInfo) -> str:
+def resolve_md5(node: tuple[RunRecord, FileRecord], info: Info) -> str:
     return base64.b64encode(bytes.fromhex(_file(node).md5)).decode()
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import yaml
 from ariadne import MutationType, ObjectType, QueryType
-from graphql import GraphQLResolveInfo
 
 from runbase.backend.base import (
     RUN_STATES,
@@ -32,7 +31,7 @@ from runbase.backend.base import (
 )
 from runbase.errors import InvalidInput, NotFound
 from runbase.server.wandb import ids
-from runbase.server.wandb.context import Context
+from runbase.server.wandb.context import Context, Info
 from runbase.server.wandb.viewer import user_node
 
 DEFAULT_PROJECT = "uncategorized"
@@ -57,16 +56,15 @@ class ProjectNode:
     record: ProjectRecord | None = None
 
 
-def context(info: GraphQLResolveInfo) -> Context:
-    found: Context = info.context
-    return found
+def context(info: Info) -> Context:
+    return info.context
 
 
 # projects
 @query.field("project")
 @query.field("model")
 def resolve_project(
-    _: None, info: GraphQLResolveInfo, name: str | None = None, entityName: str | None = None
+    _: None, info: Info, name: str | None = None, entityName: str | None = None
 ) -> ProjectNode | None:
     ctx = context(info)
     entity = entityName or ctx.user
@@ -87,7 +85,7 @@ def _may_read(ctx: Context, entity: str) -> bool:
 @query.field("models")
 def resolve_models(
     _: None,
-    info: GraphQLResolveInfo,
+    info: Info,
     entityName: str | None = None,
     after: str | None = None,
     first: int | None = None,
@@ -128,7 +126,7 @@ def _page_size(first: int | None, default: int = 50, limit: int = 1000) -> int:
 
 @project_type.field("id")
 @project_type.field("internalId")
-def resolve_project_id(node: ProjectNode, info: GraphQLResolveInfo) -> str:
+def resolve_project_id(node: ProjectNode, info: Info) -> str:
     return ids.global_id("Project", node.entity, node.name)
 
 
@@ -140,20 +138,20 @@ project_type.set_field("createdAt", lambda node, info: node.record and node.reco
 
 
 @project_type.field("entity")
-def resolve_project_entity(node: ProjectNode, info: GraphQLResolveInfo) -> dict[str, Any]:
+def resolve_project_entity(node: ProjectNode, info: Info) -> dict[str, Any]:
     from runbase.server.wandb.viewer import entity_node
 
     return entity_node(node.entity, is_team=node.entity != context(info).user)
 
 
 @project_type.field("readOnly")
-def resolve_project_read_only(node: ProjectNode, info: GraphQLResolveInfo) -> bool:
+def resolve_project_read_only(node: ProjectNode, info: Info) -> bool:
     ctx = context(info)
     return ctx.principal.read_only or not _may_read(ctx, node.entity)
 
 
 @project_type.field("runCount")
-def resolve_run_count(node: ProjectNode, info: GraphQLResolveInfo, filters: Any = None) -> int:
+def resolve_run_count(node: ProjectNode, info: Info, filters: Any = None) -> int:
     return context(info).backend.count_runs(node.entity, node.name, _filters(filters))
 
 
@@ -169,7 +167,7 @@ def _filters(value: Any) -> dict[str, Any]:
 @project_type.field("runs")
 def resolve_runs(
     node: ProjectNode,
-    info: GraphQLResolveInfo,
+    info: Info,
     filters: Any = None,
     after: str | None = None,
     first: int | None = None,
@@ -190,7 +188,7 @@ def resolve_runs(
 @project_type.field("run")
 @project_type.field("bucket")
 def resolve_run(
-    node: ProjectNode, info: GraphQLResolveInfo, name: str, missingOk: bool | None = None
+    node: ProjectNode, info: Info, name: str, missingOk: bool | None = None
 ) -> RunRecord | None:
     try:
         return context(info).backend.get_run(RunPath(node.entity, node.name, name))
@@ -199,7 +197,7 @@ def resolve_run(
 
 
 @project_type.field("sweep")
-def resolve_sweep(node: ProjectNode, info: GraphQLResolveInfo, sweepName: str) -> Any:
+def resolve_sweep(node: ProjectNode, info: Info, sweepName: str) -> Any:
     try:
         return context(info).backend.get_sweep(node.entity, node.name, sweepName)
     except NotFound:
@@ -208,7 +206,7 @@ def resolve_sweep(node: ProjectNode, info: GraphQLResolveInfo, sweepName: str) -
 
 # sweeps
 @sweep_type.field("id")
-def resolve_sweep_id(sweep: SweepRecord, info: GraphQLResolveInfo) -> str:
+def resolve_sweep_id(sweep: SweepRecord, info: Info) -> str:
     return ids.global_id("Sweep", sweep.entity, sweep.project, sweep.sweep_id)
 
 
@@ -224,18 +222,18 @@ sweep_type.set_field("controllerRunName", lambda sweep, info: None)
 
 
 @sweep_type.field("config")
-def resolve_sweep_config(sweep: SweepRecord, info: GraphQLResolveInfo) -> str:
+def resolve_sweep_config(sweep: SweepRecord, info: Info) -> str:
     return yaml.safe_dump(sweep.config, sort_keys=False)
 
 
 @sweep_type.field("runCount")
-def resolve_sweep_run_count(sweep: SweepRecord, info: GraphQLResolveInfo) -> int:
+def resolve_sweep_run_count(sweep: SweepRecord, info: Info) -> int:
     filters = {"sweep": sweep.sweep_id}
     return context(info).backend.count_runs(sweep.entity, sweep.project, filters)
 
 
 @sweep_type.field("bestLoss")
-def resolve_best_loss(sweep: SweepRecord, info: GraphQLResolveInfo) -> float | None:
+def resolve_best_loss(sweep: SweepRecord, info: Info) -> float | None:
     metric = sweep.config.get("metric")
     if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
         return None
@@ -255,7 +253,7 @@ def resolve_best_loss(sweep: SweepRecord, info: GraphQLResolveInfo) -> float | N
 
 # runs
 @run_type.field("id")
-def resolve_run_id(run: RunRecord, info: GraphQLResolveInfo) -> str:
+def resolve_run_id(run: RunRecord, info: Info) -> str:
     return ids.run_id(run.path)
 
 
@@ -284,7 +282,7 @@ run_type.set_field("eventsLineCount", lambda run, info: run.system_line_count)
 
 
 @run_type.field("projectId")
-def resolve_project_id_of_run(run: RunRecord, info: GraphQLResolveInfo) -> str:
+def resolve_project_id_of_run(run: RunRecord, info: Info) -> str:
     return ids.global_id("Project", run.entity, run.project)
 
 
@@ -296,7 +294,7 @@ def _commit(run: RunRecord) -> str | None:
 
 
 @run_type.field("config")
-def resolve_config(run: RunRecord, info: GraphQLResolveInfo) -> dict[str, Any]:
+def resolve_config(run: RunRecord, info: Info) -> dict[str, Any]:
     return wrap_config(run)
 
 
@@ -311,7 +309,7 @@ def wrap_config(run: RunRecord) -> dict[str, Any]:
 
 @run_type.field("wandbConfig")
 def resolve_wandb_config(
-    run: RunRecord, info: GraphQLResolveInfo, keys: list[str] | None = None
+    run: RunRecord, info: Info, keys: list[str] | None = None
 ) -> dict[str, Any]:
     """The client's ``_wandb`` entries named by ``keys``. ``t`` (its telemetry) is always
     there: the client takes a run without it for one it may not resume."""
@@ -322,7 +320,7 @@ def resolve_wandb_config(
 
 # creating and changing runs
 @mutation.field("upsertBucket")
-def resolve_upsert_bucket(_: None, info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
+def resolve_upsert_bucket(_: None, info: Info, input: dict[str, Any]) -> Any:
     ctx = context(info)
     if input.get("id"):
         path = ids.run_path(input["id"])

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ariadne import ObjectType, QueryType
-from graphql import GraphQLResolveInfo
 
-from runbase.server.wandb.context import Context
+from runbase.server.wandb.context import Info
 from runbase.server.wandb.ids import global_id
 
 # The server features runbase implements, as the client asks for them by name.
@@ -47,20 +46,20 @@ def entity_node(name: str, is_team: bool = False) -> dict[str, Any]:
 
 
 @query.field("viewer")
-def resolve_viewer(_: None, info: GraphQLResolveInfo) -> dict[str, Any]:
-    principal = _context(info).principal
+def resolve_viewer(_: None, info: Info) -> dict[str, Any]:
+    principal = info.context.principal
     return user_node(principal.user, tuple(sorted(principal.teams)), principal.admin)
 
 
 @query.field("serverInfo")
-def resolve_server_info(_: None, info: GraphQLResolveInfo) -> dict[str, Any]:
+def resolve_server_info(_: None, info: Info) -> dict[str, Any]:
     features = [{"name": name, "isEnabled": True} for name in FEATURES]
     return {"features": features, "cliVersionInfo": {}, "latestLocalVersionInfo": None}
 
 
 @query.field("entity")
-def resolve_entity(_: None, info: GraphQLResolveInfo, name: str | None = None) -> Any:
-    principal = _context(info).principal
+def resolve_entity(_: None, info: Info, name: str | None = None) -> Any:
+    principal = info.context.principal
     name = name or principal.user
     if name != principal.user and name not in principal.teams and not principal.admin:
         return None
@@ -68,18 +67,13 @@ def resolve_entity(_: None, info: GraphQLResolveInfo, name: str | None = None) -
 
 
 @query.field("organization")
-def resolve_organization(_: None, info: GraphQLResolveInfo, name: str | None = None) -> None:
+def resolve_organization(_: None, info: Info, name: str | None = None) -> None:
     return None
 
 
 @query.field("clientIDMapping")
-def resolve_client_id_mapping(_: None, info: GraphQLResolveInfo, clientID: str) -> None:
+def resolve_client_id_mapping(_: None, info: Info, clientID: str) -> None:
     return None
-
-
-def _context(info: GraphQLResolveInfo) -> Context:
-    context: Context = info.context
-    return context
 
 
 bindables = [query, user_type, entity_type]
