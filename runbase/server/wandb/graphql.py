@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from runbase.errors import InvalidInput, RunbaseError
 from runbase.server.auth import authorize
 from runbase.server.limits import read_body
-from runbase.server.wandb import artifacts, files, resume, runs, scalars, viewer
+from runbase.server.wandb import artifacts, files, history, resume, runs, scalars, viewer
 from runbase.server.wandb.context import Context
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
@@ -38,6 +38,7 @@ def schema() -> GraphQLSchema:
         *runs.bindables,
         *files.bindables,
         *resume.bindables,
+        *history.bindables,
         *artifacts.bindables,
     ]
     return make_executable_schema(load_schema_from_path(str(SCHEMA_DIR)), *bindables)
