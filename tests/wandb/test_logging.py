@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runbase.backend.base import RunPath
+from runbase.errors import NotFound
 
 ONLINE_RUN = """
     import wandb
@@ -85,3 +86,65 @@ def test_a_run_that_raises_is_crashed(wandb_server):
     run = wandb_server.api().run("alice/flows/raises1")
     assert run.state == "crashed"
     assert [row["x"] for row in run.history(pandas=False)] == [1]
+
+
+def test_resume_continues_at_the_stored_history_line(wandb_server):
+    first = """
+        import wandb
+        run = wandb.init(project="flows", id="resumed1", config={"lr": 0.1})
+        for i in range(10):
+            run.log({"x": i})
+        print("to stdout")
+        run.finish()
+    """
+    wandb_server.python(first)
+    again = """
+        import wandb
+        run = wandb.init(project="flows", id="resumed1", resume="must")
+        assert run.config["lr"] == 0.1, dict(run.config)
+        for i in range(10, 15):
+            run.log({"x": i})
+        run.config.update({"epochs": 2})
+        run.finish()
+    """
+    wandb_server.python(again)
+    run = wandb_server.api().run("alice/flows/resumed1")
+    rows = run.history(pandas=False)
+    assert [(row["_step"], row["x"]) for row in rows] == [(i, i) for i in range(15)]
+    assert run.config == {"lr": 0.1, "epochs": 2} and run.state == "finished"
+    assert run.summary["x"] == 14
+
+
+def test_resume_must_refuses_a_run_that_does_not_exist(wandb_server):
+    script = """
+        import wandb
+        try:
+            wandb.init(project="flows", id="nosuchrun", resume="must")
+        except Exception as exc:
+            print("REFUSED", type(exc).__name__)
+    """
+    assert "REFUSED" in wandb_server.python(script).stdout
+    allowed = """
+        import wandb
+        run = wandb.init(project="flows", id="newrun1", resume="allow")
+        run.log({"x": 1})
+        run.finish()
+    """
+    wandb_server.python(allowed)
+    assert wandb_server.api().run("alice/flows/newrun1").state == "finished"
+
+
+def test_an_offline_run_lands_with_wandb_sync(wandb_server):
+    offline = wandb_server.env(WANDB_MODE="offline")
+    wandb_server.python(ONLINE_RUN.replace('id="online1"', 'id="offline1"'), env=offline)
+    [run_dir] = (wandb_server.home / "wandb").glob("offline-run-*")
+    with pytest.raises(NotFound):
+        wandb_server.backend.get_run(RunPath("alice", "flows", "offline1"))
+    wandb_server.run("wandb", "sync", str(run_dir))
+    run = wandb_server.api().run("alice/flows/offline1")
+    assert run.state == "finished"
+    assert run.config == {"lr": 0.1, "net": {"depth": 3}, "batch": 32}
+    rows = run.history(samples=1000, pandas=False)
+    assert [row["_step"] for row in rows] == [*range(31), 40, 41]
+    assert run.summary["best"] == 0.99
+    assert {"weights.txt", "output.log"} <= {file.name for file in run.files()}

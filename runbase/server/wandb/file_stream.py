@@ -3,12 +3,14 @@
 Each file in the body comes with ``offset``, the line index of its first content line:
 history rows (``wandb-history.jsonl``) and system metrics (``wandb-events.jsonl``) are stored
 at those indexes, so a batch sent again is stored once; ``wandb-summary.json`` is the whole
-summary and replaces it; ``output.log`` is rewritten from its offset on. ``complete`` with
+summary and replaces it; ``output.log`` is rewritten from its offset on (each line without the time the client puts
+before it). ``complete`` with
 ``exitcode`` ends the run: finished on 0, crashed otherwise. Any other post is a heartbeat.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -30,6 +32,9 @@ HISTORY, EVENTS, SUMMARY, OUTPUT = (
     "output.log",
 )
 STREAMS = {HISTORY: "default", EVENTS: "system"}
+# A console line as streamed: "[ERROR ]<ISO time> <text>"; the file keeps the text, as the
+# output.log the client uploads at the end does.
+CONSOLE_PREFIX = re.compile(r"(?:ERROR )?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)? ?")
 
 
 async def file_stream(request: Request) -> Response:
@@ -56,10 +61,10 @@ def _body(raw: bytes) -> dict[str, Any]:
         raise InvalidInput(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object")
-    files = body.get("files") or {}
-    if not isinstance(files, dict):
+    files = body.get("files")
+    if files is not None and not isinstance(files, dict):
         raise InvalidInput("'files' must be an object of {name: {offset, content}}")
-    for name, chunk in files.items():
+    for name, chunk in (files or {}).items():
         if not isinstance(chunk, dict):
             raise InvalidInput(f"files.{name} must be an object with offset and content")
         offset, content = chunk.get("offset", 0), chunk.get("content", [])
@@ -140,8 +145,13 @@ def _write_output(backend: Backend, path: RunPath, offset: int, lines: list[str]
     except NotFound:
         kept = []
     kept = kept[:offset] + [""] * (offset - len(kept))
-    text = "\n".join([*kept, *lines]) + "\n"
+    text = "\n".join([*kept, *map(_console_text, lines)]) + "\n"
     backend.put_file(path, OUTPUT, [text.encode()])
+
+
+def _console_text(line: str) -> str:
+    prefix = CONSOLE_PREFIX.match(line)
+    return line[prefix.end() :] if prefix else line
 
 
 def output_line_count(backend: Backend, path: RunPath) -> int:

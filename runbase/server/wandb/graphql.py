@@ -9,6 +9,7 @@ a GraphQL error with the same message and code.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from runbase.server.wandb import artifacts, files, history, resume, runs, scalar
 from runbase.server.wandb.context import Context
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
+logger = logging.getLogger("runbase.server")
 
 
 @cache
@@ -81,13 +83,17 @@ def _operation(body: Any) -> dict[str, Any]:
 
 def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     """A GraphQL error as the answer carries it: a ``RunbaseError`` with its code, a field
-    the schema lacks as an unsupported feature, anything else as 'internal error'."""
+    the schema lacks as an unsupported feature, a bug as 'internal server error' (logged)."""
     formatted: dict[str, Any] = error.formatted  # type: ignore[assignment]
     original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
     if isinstance(original, RunbaseError):
-        formatted["message"] = original.message
+        if original.message not in error.message:  # a variable's error names the variable
+            formatted["message"] = original.message
         formatted["extensions"] = {"code": original.code}
-    elif original is not None:
+    elif original is not None and not isinstance(original, GraphQLError):
+        logger.error("GraphQL resolver failed", exc_info=original)
         formatted["message"] = "internal server error"
     elif error.message.startswith("Cannot query field"):
         formatted["message"] = f"runbase does not support this: {error.message}"
