@@ -3,9 +3,9 @@
 Each file in the body comes with ``offset``, the line index of its first content line:
 history rows (``wandb-history.jsonl``) and system metrics (``wandb-events.jsonl``) are stored
 at those indexes, so a batch sent again is stored once; ``wandb-summary.json`` is the whole
-summary and replaces it; ``output.log`` is rewritten from its offset on (each line without the time the client puts
-before it). ``complete`` with
-``exitcode`` ends the run: finished on 0, crashed otherwise. Any other post is a heartbeat.
+summary and replaces it; ``output.log`` is rewritten from its offset on, each line without the
+time the client puts before it. ``complete`` with ``exitcode`` ends the run: finished on 0,
+crashed otherwise. Any other post is a heartbeat.
 """
 
 from __future__ import annotations
