@@ -326,13 +326,17 @@ def key_create(
     user: Annotated[str | None, typer.Option(help="Whose key (default: RUNBASE_ENTITY).")] = None,
     name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
     read_only: Annotated[bool, typer.Option("--read-only", help="Reads only.")] = False,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Use this key (40+ characters, e.g. a W&B key) instead of a new one."),
+    ] = None,
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Make an API key and print it, and nothing else: it is not shown again."""
     owner = user or Settings.load().default_entity
     with _accounts(db, data_dir) as accounts:
-        key, _ = accounts.create_key(owner, label=name, read_only=read_only)
+        key, _ = accounts.create_key(owner, label=name, read_only=read_only, key=key)
     typer.echo(key)
 
 

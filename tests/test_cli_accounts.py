@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from runbase.backend import http as http_module
 from runbase.backend import open_accounts
 from runbase.cli import app
+from runbase.errors import Conflict, InvalidInput
 from runbase.server import create_app
 from runbase.settings import Settings, read_credentials
 from tests.server.conftest import TestClient
@@ -147,3 +148,16 @@ def test_the_first_start_makes_an_admin_and_prints_its_key_once(tmp_path):
     second, status = serve(key)
     assert status == 200
     assert "Created the admin user" not in second and key not in second
+
+
+def test_a_key_of_the_users_choosing_works_once(data_dir):
+    accounts = open_accounts(Settings.load())
+    accounts.create_user("carol")
+    chosen = "k" * 40
+    key, record = accounts.create_key("carol", key=chosen)
+    assert key == chosen and accounts.authenticate(chosen).user == "carol"
+    with pytest.raises(Conflict):
+        accounts.create_key("carol", key=chosen)
+    for bad in ("short", "x" * 39, "with space" * 5, "x" * 257):
+        with pytest.raises(InvalidInput):
+            accounts.create_key("carol", key=bad)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from runbase.store import accounts as account_store
 KEY_PREFIX = "rb_"
 LAST_USED_EVERY = 60.0  # seconds: a key used more often writes its last-used time once
 LABEL_LIMIT = 256
+CHOSEN_KEY = re.compile(r"[!-~]{40,256}")  # as long as W&B's client asks of keys
 T = TypeVar("T")
 
 
@@ -118,14 +120,19 @@ class Accounts:
 
     # keys
     def create_key(
-        self, user: str, label: str = "", read_only: bool = False
+        self, user: str, label: str = "", read_only: bool = False, key: str | None = None
     ) -> tuple[str, KeyRecord]:
-        """A new key of ``user`` and its record; the key is not kept and cannot be shown again."""
+        """A new key of ``user`` and its record; the key is not kept and cannot be shown again.
+        ``key`` is a key of the user's choosing (such as the W&B key their code already
+        has) instead of a random one."""
         if not isinstance(label, str) or len(label) > LABEL_LIMIT:
             raise InvalidInput(
                 f"a key's label must be a string of at most {LABEL_LIMIT} characters"
             )
-        key = new_key()
+        if key is None:
+            key = new_key()
+        elif not CHOSEN_KEY.fullmatch(key):
+            raise InvalidInput("a chosen key must be 40 to 256 printable characters without spaces")
         digest = key_hash(key)
 
         def write(conn: Connection) -> dict[str, Any]:

@@ -44,7 +44,7 @@ import orjson
 from typing_extensions import assert_never
 
 from runbase.backend.base import Backend, HistoryRow, NewRun, RunChanges, RunPath, file_chunks
-from runbase.documents import decode_row
+from runbase.documents import decode_row, leaf_keys
 from runbase.errors import CommError, Conflict, NotFound, RunbaseError
 from runbase.sdk.spool import (
     Batch,
@@ -56,7 +56,6 @@ from runbase.sdk.spool import (
     RunChange,
     Spool,
 )
-from runbase.documents import leaf_keys
 from runbase.sdk.values import HAS_NONE, NESTED, NONFINITE, copy_document, merge_leaves
 
 log = logging.getLogger("runbase")

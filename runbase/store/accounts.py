@@ -120,6 +120,8 @@ KEYS_FROM = api_keys.join(entities, api_keys.c.user_id == entities.c.id)
 
 
 def create_key(conn: Connection, user: str, key_hash: str, label: str, read_only: bool) -> Record:
+    if conn.execute(select(api_keys.c.id).where(api_keys.c.key_hash == key_hash)).first():
+        raise Conflict("this API key exists already")
     values = {"key_hash": key_hash, "user_id": user_id(conn, user), "label": label,
               "read_only": read_only, "created_at": time.time(), "revoked": False}  # fmt: skip
     created = conn.execute(insert(api_keys).values(**values)).inserted_primary_key
