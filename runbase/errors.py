@@ -11,7 +11,8 @@ RunbaseError
 ├── ReadOnly             an update of a read-only object
 ├── Unauthorized
 ├── Forbidden
-└── PayloadTooLarge      a request body (a file, a JSON body) over the server's limit
+├── PayloadTooLarge      a request body (a file, a JSON body) over the server's limit
+└── Unsupported          a feature runbase does not have (e.g. artifacts on a native client)
 
 Each error has an HTTP ``status`` and a stable ``code`` so that it can cross the wire intact.
 """
@@ -87,6 +88,11 @@ class RateLimited(CommError):
 class PayloadTooLarge(RunbaseError):
     status = 413
     code = "payload_too_large"
+
+
+class Unsupported(RunbaseError):
+    status = 501
+    code = "unsupported"
 
 
 def error_for_code(code: str) -> type[RunbaseError]:

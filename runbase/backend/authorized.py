@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbase.backend.accounts import Principal
+from runbase.backend.artifacts import Artifacts
 from runbase.backend.base import (
     Backend,
     Bucket,
@@ -201,6 +202,11 @@ class AuthorizedBackend(Backend):
     def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord:
         self.access.read(entity, f"sweep {entity}/{project}/{sweep_id}")
         return self.backend.get_sweep(entity, project, sweep_id)
+
+    def artifacts(self) -> Artifacts:
+        from runbase.backend.authorized_artifacts import AuthorizedArtifacts  # imports Access
+
+        return AuthorizedArtifacts(self.backend.artifacts(), self.access)
 
     def close(self) -> None:
         """The backend below is shared: it stays open."""

@@ -11,10 +11,13 @@ import enum
 import math
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, NamedTuple, TypeVar
 
 from runbase import checks
-from runbase.errors import InvalidInput
+from runbase.errors import InvalidInput, Unsupported
+
+if TYPE_CHECKING:
+    from runbase.backend.artifacts import Artifacts
 
 T = TypeVar("T")
 
@@ -514,6 +517,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord: ...
+
+    # artifacts
+    def artifacts(self) -> Artifacts:
+        """The artifacts this backend keeps (``runbase.backend.artifacts``); a backend that
+        keeps none raises ``Unsupported``."""
+        raise Unsupported(f"{type(self).__name__} keeps no artifacts: log them to a runbase server")
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import Connection
 
 from runbase import checks
+from runbase.backend.artifacts import Artifacts
 from runbase.backend.base import (
     CHUNK_SIZE,
     Backend,
@@ -367,6 +368,11 @@ class LocalBackend(Backend):
     def get_sweep(self, entity: str, project: str, sweep_id: str) -> SweepRecord:
         with self.store.read() as conn:
             return SweepRecord(**sweep_store.get(conn, entity, project, sweep_id))
+
+    def artifacts(self) -> Artifacts:
+        from runbase.backend.local_artifacts import LocalArtifacts  # it imports this module
+
+        return LocalArtifacts(self.store)
 
     def close(self) -> None:
         self.store.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from runbase.server.wandb import file_stream, files, graphql
+from runbase.server.wandb import artifact_files, file_stream, files, graphql, history
 
 
 def add_wandb_routes(app: FastAPI) -> None:
@@ -17,3 +17,7 @@ def add_wandb_routes(app: FastAPI) -> None:
                   include_in_schema=False)  # fmt: skip
     app.add_route(files.UPLOAD_PATH, files.upload, methods=["PUT"], include_in_schema=False)
     app.add_route(files.DOWNLOAD_PATH, files.download, methods=["GET"], include_in_schema=False)
+    for path, route, method in artifact_files.ROUTES:
+        app.add_route(path, route, methods=[method], include_in_schema=False)
+    app.add_route(history.PARQUET_PATH, history.parquet_file, methods=["GET"],
+                  include_in_schema=False)  # fmt: skip
