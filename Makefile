@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test check bench clean
+.PHONY: install demo test check bench wandb-conformance clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: install
 	.bench-venv/bin/python benchmarks/bench_history.py
 	.bench-venv/bin/python benchmarks/bench_curves.py
 	.bench-venv/bin/python benchmarks/bench_export.py
+	.bench-venv/bin/python benchmarks/bench_wandb_logging.py
+
+# the wandb client's own system tests against a fresh runbase server (not part of make test)
+wandb-conformance: install
+	bash scripts/wandb-conformance.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

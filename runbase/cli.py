@@ -350,14 +350,24 @@ def key_list(
     with _accounts(db, data_dir) as accounts:
         keys = accounts.list_keys(user)
     table = Table(title=f"{len(keys)} API keys")
-    for column in ("id", "user", "label", "scope", "created", "last used", "revoked"):
+    for column in (
+        "id",
+        "starts with",
+        "user",
+        "label",
+        "scope",
+        "created",
+        "last used",
+        "revoked",
+    ):
         table.add_column(column)
     for key in keys:
         last_used = "" if key.last_used_at is None else _timestamp(key.last_used_at)
         scope = "read" if key.read_only else "read-write"
         revoked = "yes" if key.revoked else ""
         created = _timestamp(key.created_at)
-        table.add_row(str(key.id), key.user, key.label, scope, created, last_used, revoked)
+        shown = f"{key.prefix}..." if key.prefix else ""
+        table.add_row(str(key.id), shown, key.user, key.label, scope, created, last_used, revoked)
     console.print(table)
 
 

@@ -25,6 +25,7 @@ from runbase.store import accounts as account_store
 KEY_PREFIX = "rb_"
 LAST_USED_EVERY = 60.0  # seconds: a key used more often writes its last-used time once
 LABEL_LIMIT = 256
+KEY_PREFIX_SHOWN = 8  # characters of a key kept to tell keys apart (never enough to use one)
 CHOSEN_KEY = re.compile(r"[!-~]{40,256}")  # as long as W&B's client asks of keys
 T = TypeVar("T")
 
@@ -59,6 +60,7 @@ class KeyRecord:
     created_at: float
     last_used_at: float | None
     revoked: bool
+    prefix: str | None = None
 
 
 def key_hash(key: str) -> str:
@@ -136,7 +138,8 @@ class Accounts:
         digest = key_hash(key)
 
         def write(conn: Connection) -> dict[str, Any]:
-            return account_store.create_key(conn, user, digest, label, read_only)
+            prefix = key[:KEY_PREFIX_SHOWN]
+            return account_store.create_key(conn, user, digest, label, read_only, prefix)
 
         return key, _key(self._write(write))
 
@@ -171,5 +174,5 @@ def _key(row: dict[str, Any]) -> KeyRecord:
     return KeyRecord(
         id=row["id"], user=row["user"], label=row["label"], read_only=bool(row["read_only"]),
         created_at=row["created_at"], last_used_at=row["last_used_at"],
-        revoked=bool(row["revoked"]),
+        revoked=bool(row["revoked"]), prefix=row["prefix"],
     )  # fmt: skip

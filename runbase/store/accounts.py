@@ -115,15 +115,19 @@ KEY_COLUMNS = (
     api_keys.c.created_at,
     api_keys.c.last_used_at,
     api_keys.c.revoked,
+    api_keys.c.prefix,
 )
 KEYS_FROM = api_keys.join(entities, api_keys.c.user_id == entities.c.id)
 
 
-def create_key(conn: Connection, user: str, key_hash: str, label: str, read_only: bool) -> Record:
+def create_key(
+    conn: Connection, user: str, key_hash: str, label: str, read_only: bool, prefix: str
+) -> Record:
     if conn.execute(select(api_keys.c.id).where(api_keys.c.key_hash == key_hash)).first():
         raise Conflict("this API key exists already")
     values = {"key_hash": key_hash, "user_id": user_id(conn, user), "label": label,
-              "read_only": read_only, "created_at": time.time(), "revoked": False}  # fmt: skip
+              "read_only": read_only, "created_at": time.time(), "revoked": False,
+              "prefix": prefix}  # fmt: skip
     created = conn.execute(insert(api_keys).values(**values)).inserted_primary_key
     assert created is not None
     return _key(conn, created[0])

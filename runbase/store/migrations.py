@@ -74,6 +74,18 @@ def _server_secrets(conn: Connection) -> None:
     schema.server_secrets.create(conn, checkfirst=True)
 
 
+def _artifacts(conn: Connection) -> None:
+    """Artifacts: collections, versions, aliases, files, blobs, uses (step 1 of a new
+    database has made the tables already)."""
+    schema.metadata.create_all(conn, tables=schema.ARTIFACT_TABLES, checkfirst=True)
+
+
+def _key_prefixes(conn: Connection) -> None:
+    """Keys keep their first characters (step 1 of a new database has made the column)."""
+    if "prefix" not in {column["name"] for column in inspect(conn).get_columns("api_keys")}:
+        conn.execute(text("ALTER TABLE api_keys ADD COLUMN prefix VARCHAR(16)"))
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _create_first_schema,
     _index_history_by_step,
@@ -82,6 +94,8 @@ STEPS: list[Callable[[Connection], None]] = [
     _accounts,
     _history_segments,
     _server_secrets,
+    _artifacts,
+    _key_prefixes,
 ]
 
 

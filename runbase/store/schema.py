@@ -192,6 +192,7 @@ api_keys = Table(
     Column("created_at", Double, nullable=False),
     Column("last_used_at", Double, nullable=True),
     Column("revoked", Boolean, nullable=False, server_default=false()),
+    Column("prefix", String(16), nullable=True),  # the key's first characters, to tell keys apart
 )
 
 ACCOUNT_TABLES = [users, team_members, api_keys]
@@ -203,3 +204,85 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
 )
+
+# Artifacts. A collection (W&B's artifact sequence) holds the versions of one named, typed
+# artifact of a project. A version is pending until committed, when it gets its index (v0,
+# v1, ...), its manifest's files and the aliases asked for. File bytes are blobs of the
+# entity, named by their md5: the same bytes are stored once per entity however many
+# versions hold them.
+artifact_collections = Table(
+    "artifact_collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("type", String(128), nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("collection_id", Integer, ForeignKey("artifact_collections.id"), nullable=False),
+    Column("version_index", Integer, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("digest", String(128), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("artifact_metadata", JSONDoc, nullable=False),
+    Column("requested_aliases", JSONDoc, nullable=False),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("file_count", BigInteger, nullable=False, server_default="0"),
+    Column("has_manifest", Boolean, nullable=False, server_default=false()),
+    Column("run_pk", Integer, ForeignKey("runs.storage_id", ondelete="SET NULL"), nullable=True),
+    Column("history_step", BigInteger, nullable=True),
+    Column("client_id", String(128), nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("collection_id", "version_index"),
+    Index("ix_artifacts_collection_digest", "collection_id", "digest"),
+    Index("ix_artifacts_run", "run_pk"),
+    Index("ix_artifacts_client_id", "client_id"),
+)
+
+artifact_aliases = Table(
+    "artifact_aliases",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("artifact_collections.id"), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    Index("ix_artifact_aliases_artifact", "artifact_id"),
+)
+
+artifact_files = Table(
+    "artifact_files",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("name", String(1024), primary_key=True),
+    Column("md5", String(32), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+artifact_blobs = Table(
+    "artifact_blobs",
+    metadata,
+    Column("entity_id", Integer, ForeignKey("entities.id"), primary_key=True),
+    Column("md5", String(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+artifact_uses = Table(
+    "artifact_uses",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("runs.storage_id", ondelete="CASCADE"), primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("used_at", Double, nullable=False),
+    Index("ix_artifact_uses_artifact", "artifact_id"),
+)
+
+ARTIFACT_TABLES = [
+    artifact_collections, artifacts, artifact_aliases, artifact_files, artifact_blobs,
+    artifact_uses,
+]  # fmt: skip

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
 from runbase.backend import open_accounts
 from runbase.backend.accounts import Accounts, Principal
 from runbase.backend.base import NewRun, RunPath
 from runbase.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from runbase.settings import Settings
-from runbase.store import Store, schema
+from runbase.store import Store, migrations, schema
 from runbase.store.migrations import STEPS, migrate
 
 
@@ -123,5 +123,31 @@ def test_the_accounts_step_migrates_an_older_database(tmp_path):
         accounts = Accounts(store)
         accounts.create_user("alice")
         assert accounts.authenticate(accounts.create_key("alice")[0]).user == "alice"
+    finally:
+        store.close()
+
+
+def test_keys_made_before_prefixes_keep_working(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store.open(url, tmp_path)
+    accounts = Accounts(store)
+    accounts.create_user("alice")
+    old_key = accounts.create_key("alice")[0]
+    store.close()
+    engine = create_engine(url)
+    step = STEPS.index(migrations._key_prefixes) + 1
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE api_keys DROP COLUMN prefix"))
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version >= step))
+    with engine.begin() as conn:
+        assert migrate(conn) == len(STEPS)
+    engine.dispose()
+    store = Store.open(url, tmp_path)
+    try:
+        accounts = Accounts(store)
+        assert accounts.authenticate(old_key).user == "alice"
+        new_key = accounts.create_key("alice")[0]
+        prefixes = [key.prefix for key in accounts.list_keys("alice")]
+        assert prefixes == [None, new_key[:8]]
     finally:
         store.close()

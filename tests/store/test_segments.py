@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from runbase import columnar
 from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunPath
 from runbase.backend.local import LocalBackend
-from runbase.documents import decode_row, encode_row
-from runbase.documents import leaf_keys
+from runbase.documents import decode_row, encode_row, leaf_keys
 from runbase.store import segments
 
 KEYS = ["loss", "acc", "note", "x", "_runtime"]

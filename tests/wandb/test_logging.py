@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from runbase.backend import open_accounts
 from runbase.backend.base import RunPath
 from runbase.errors import NotFound
+from runbase.settings import Settings
 
 ONLINE_RUN = """
     import wandb
@@ -148,3 +150,20 @@ def test_an_offline_run_lands_with_wandb_sync(wandb_server):
     assert [row["_step"] for row in rows] == [*range(31), 40, 41]
     assert run.summary["best"] == 0.99
     assert {"weights.txt", "output.log"} <= {file.name for file in run.files()}
+
+
+def test_a_read_only_key_or_another_entity_is_refused_clearly(wandb_server):
+    accounts = open_accounts(Settings.load())
+    read_only = accounts.create_key("alice", read_only=True)[0]
+    script = """
+        import wandb
+        try:
+            wandb.init(project="flows", entity={entity!r})
+        except Exception as exc:
+            print("REFUSED", exc)
+    """
+    denied = wandb_server.python(script.format(entity="alice"),
+                                 env=wandb_server.env(WANDB_API_KEY=read_only))  # fmt: skip
+    assert "REFUSED" in denied.stdout and "read-only" in denied.stdout
+    elsewhere = wandb_server.python(script.format(entity="bob"))
+    assert "REFUSED" in elsewhere.stdout and "not found" in elsewhere.stdout

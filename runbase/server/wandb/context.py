@@ -86,6 +86,7 @@ class Context:
     principal: Principal
     base_url: str
     signer: Signer
+    accounts: Accounts | None = None
 
     @property
     def user(self) -> str:
@@ -99,7 +100,7 @@ class Context:
         else:  # a server without accounts: everybody is the backend's own admin user
             principal = Principal(backend.default_entity(), admin=True)
         base = str(request.base_url).rstrip("/")
-        return cls(backend, principal, base, signer(request))
+        return cls(backend, principal, base, signer(request), request.app.state.accounts)
 
 
 if TYPE_CHECKING:

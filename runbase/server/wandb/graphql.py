@@ -29,6 +29,9 @@ from runbase.server.wandb.context import Context
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
 logger = logging.getLogger("runbase.server")
+# ariadne logs each error an answer carries; the ones worth a line (bugs) format_error logs
+_QUIET = logging.getLogger("runbase.server.graphql_errors")
+_QUIET.disabled = True
 
 
 @cache
@@ -65,6 +68,7 @@ async def graphql_endpoint(request: Request) -> Response:
         operation,
         context_value=context,
         error_formatter=format_error,
+        logger=_QUIET,
     )
     return Response(orjson.dumps(answer), media_type="application/json")
 

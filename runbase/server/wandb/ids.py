@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 
 import orjson
 
@@ -21,9 +22,9 @@ def parse_global_id(kind: str, value: str) -> list[str]:
         head, _, body = base64.b64decode(value, validate=True).partition(b"[")
         parts = orjson.loads(b"[" + body)
     except (binascii.Error, orjson.JSONDecodeError, TypeError):
-        raise InvalidInput(f"not a {kind} id: {value!r}") from None
+        raise InvalidInput(f"not an id of a {kind}: {value!r}") from None
     if head != f"{kind}:v1:".encode() or not all(isinstance(part, str) for part in parts):
-        raise InvalidInput(f"not a {kind} id: {value!r}")
+        raise InvalidInput(f"not an id of a {kind}: {value!r}")
     return list(parts)
 
 
@@ -35,6 +36,13 @@ def run_id(path: RunPath) -> str:
 def run_path(value: str) -> RunPath:
     parts = parse_global_id("Run", value)
     if len(parts) != 3:
-        raise InvalidInput(f"not a Run id: {value!r}")
+        raise InvalidInput(f"not an id of a Run: {value!r}")
     run, project, entity = parts
     return RunPath(entity, project, run)
+
+
+def internal_id(*parts: str) -> str:
+    """A number standing for an object (W&B's ``internalId``, which the client reads as an
+    int): 48 bits of the sha256 of its name."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return str(int.from_bytes(digest[:6], "big"))

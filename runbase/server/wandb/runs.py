@@ -125,9 +125,13 @@ def _page_size(first: int | None, default: int = 50, limit: int = 1000) -> int:
 
 
 @project_type.field("id")
-@project_type.field("internalId")
 def resolve_project_id(node: ProjectNode, info: Info) -> str:
     return ids.global_id("Project", node.entity, node.name)
+
+
+@project_type.field("internalId")
+def resolve_project_internal_id(node: ProjectNode, info: Info) -> str:
+    return ids.internal_id(node.entity, node.name)
 
 
 project_type.set_field("name", lambda node, info: node.name)
@@ -283,7 +287,7 @@ run_type.set_field("eventsLineCount", lambda run, info: run.system_line_count)
 
 @run_type.field("projectId")
 def resolve_project_id_of_run(run: RunRecord, info: Info) -> str:
-    return ids.global_id("Project", run.entity, run.project)
+    return ids.internal_id(run.entity, run.project)
 
 
 def _commit(run: RunRecord) -> str | None:
