@@ -24,7 +24,7 @@ from runbase.backend.base import (
     RunRecord,
     file_chunks,
 )
-from runbase.errors import InvalidFilter, NotFound, ReadOnly
+from runbase.errors import InvalidFilter, NotFound, ReadOnly, Unsupported
 from runbase.fields import parse_order
 from runbase.names import DEFAULT_PROJECT, new_run_id
 
@@ -450,6 +450,15 @@ class Run(RunIdentity):
             update_run = self.client.backend.update_run
             self._set_attrs(self.client.call(update_run, self._path, RunChanges(**changes)))
             self.client.forget(self._path)
+
+    def delete(self, delete_artifacts: bool = False) -> None:
+        """Delete the run: its history, files and fields. runbase keeps the artifacts a run
+        logged (they stay, without it): ``delete_artifacts=True`` is refused."""
+        if delete_artifacts:
+            raise Unsupported("runbase does not delete artifacts with their run")
+        self._check_writable()
+        self.client.call(self.client.backend.delete_run, self._path)
+        self.client.forget(self._path)
 
     # files
     def files(self, names: list[str] | None = None, per_page: int = 50) -> Files:

@@ -97,6 +97,10 @@ class AuthorizedBackend(Backend):
         self.access.write(path.entity, _run(path))
         return self.access.run(self.backend.update_run(path, changes))
 
+    def delete_run(self, path: RunPath) -> None:
+        self.access.write(path.entity, _run(path))
+        self.backend.delete_run(path)
+
     def update_config(self, path: RunPath, changes: dict[str, Any]) -> None:
         self.access.write(path.entity, _run(path))
         self.backend.update_config(path, changes)

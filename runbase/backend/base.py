@@ -402,6 +402,10 @@ class Backend(abc.ABC):
         """Merge top-level keys into the stored summary."""
 
     @abc.abstractmethod
+    def delete_run(self, path: RunPath) -> None:
+        """Delete the run: its history, files and fields (artifacts it logged stay)."""
+
+    @abc.abstractmethod
     def heartbeat(self, path: RunPath) -> None: ...
 
     @abc.abstractmethod

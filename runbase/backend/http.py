@@ -120,6 +120,9 @@ class HttpBackend(Backend):
     def get_run(self, path: RunPath) -> RunRecord:
         return _run(self._json("GET", _run_url(path)))
 
+    def delete_run(self, path: RunPath) -> None:
+        self._json("DELETE", _run_url(path))
+
     def update_run(self, path: RunPath, changes: RunChanges) -> RunRecord:
         where = _run_url(path)
         check_run_changes(changes)

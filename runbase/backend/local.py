@@ -41,7 +41,7 @@ from runbase.backend.base import (
     check_path,
     check_run_changes,
 )
-from runbase.errors import CommError, InvalidInput, RunbaseError
+from runbase.errors import CommError, InvalidInput, NotFound, RunbaseError
 from runbase.settings import _default_user
 from runbase.store import Store, segment_stream
 from runbase.store import curves as curve_store
@@ -133,6 +133,15 @@ class LocalBackend(Backend):
         check_path(path)
         check_run_changes(RunChanges(summary=changes))
         run_store.merge_document(self.store, *path, "summary", changes)
+
+    def delete_run(self, path: RunPath) -> None:
+        check_path(path)
+        self._pks.pop(path, None)
+        for key in run_store.delete_run(self.store, *path):
+            try:
+                self.store.blobs.delete(key)
+            except Exception:  # the run is gone; bytes left behind only take space
+                log.warning("could not delete the bytes of a deleted run's file", exc_info=True)
 
     def heartbeat(self, path: RunPath) -> None:
         check_path(path)
@@ -390,12 +399,18 @@ def _as_runbase_error(exc: Exception) -> RunbaseError:
 
 def _runbase_errors(method: Callable[P, T]) -> Callable[P, T]:
     """``method`` raising a ``CommError`` where it would raise anything but a
-    ``RunbaseError``."""
+    ``RunbaseError``; a run not found (deleted, maybe by another process) is looked up again
+    by the next call."""
 
     @functools.wraps(method)
     def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return method(*args, **kwargs)
+        except NotFound:
+            backend, path = args[0], args[1] if len(args) > 1 else None
+            if isinstance(backend, LocalBackend) and isinstance(path, RunPath):
+                backend._pks.pop(path, None)  # the run may be gone
+            raise
         except RunbaseError:
             raise
         except Exception as exc:

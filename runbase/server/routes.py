@@ -161,6 +161,12 @@ def update_run(backend: Store, path: Path, body: RunChangesBody) -> Response:
     return WireResponse(backend.update_run(path, body.value()))
 
 
+@router.delete(RUN, response_model=Done)
+def delete_run(backend: Store, path: Path) -> Response:
+    backend.delete_run(path)
+    return WireResponse({})
+
+
 @router.post(RUN + "/config", response_model=Done)
 def update_config(backend: Store, path: Path, body: DocumentBody) -> Response:
     backend.update_config(path, body.value())

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from runbase import checks
-from runbase.errors import InvalidInput
+from runbase.errors import InvalidInput, NotFound
 from runbase.store import segments
 from runbase.store.dialect import Dialect, Prepared, fetch_all
 from runbase.store.runs import merge_document_pk
@@ -85,7 +85,8 @@ def append(
             values[runs.c.last_step] = func.coalesce(
                 dialect.greatest(runs.c.last_step, last_step), last_step
             )
-    conn.execute(update(runs).where(runs.c.storage_id == pk).values(values))
+    if not conn.execute(update(runs).where(runs.c.storage_id == pk).values(values)).rowcount:
+        raise NotFound("run not found: it was deleted")
     if latest:
         merge_document_pk(conn, pk, LATEST_DOCUMENT[stream], latest)
     return hot
@@ -193,9 +194,12 @@ def line_count(conn: Connection, pk: int, stream: int) -> int:
 
 def extent(conn: Connection, pk: int, stream: int) -> tuple[int, int | None]:
     """(rows, last step) of a stream; the system stream's step is its index."""
-    count, last_step = conn.execute(
+    found = conn.execute(
         select(LINE_COUNT[stream], runs.c.last_step).where(runs.c.storage_id == pk)
-    ).one()
+    ).first()
+    if found is None:
+        raise NotFound("run not found: it was deleted")
+    count, last_step = found
     if stream != 0:
         last_step = count - 1 if count else None
     return count, last_step

@@ -12,16 +12,37 @@ import time
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Column, ColumnElement, Connection, Select, and_, func, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    delete,
+    func,
+    select,
+    update,
+)
 
 from runbase.errors import Conflict, InvalidFilter, NotFound
 from runbase.fields import parse_order
 from runbase.names import display_name
 from runbase.store import order as run_order
 from runbase.store.engine import Store
+from runbase.store.files import blob_key
 from runbase.store.filters import compile_filters, run_state
 from runbase.store.projects import ensure_project
-from runbase.store.schema import entities, history, projects, runs
+from runbase.store.schema import (
+    artifact_uses,
+    artifacts,
+    entities,
+    files,
+    history,
+    history_segments,
+    key_sets,
+    projects,
+    runs,
+)
 
 S = TypeVar("S", bound=Select[Any])
 Record = dict[str, Any]
@@ -168,6 +189,24 @@ def update_run(
                 .values(updated_at=time.time(), **changes)
             )
         return _get(conn, entity, project, run_id, stale_before)
+
+    return store.write_fn(write)
+
+
+def delete_run(store: Store, entity: str, project: str, run_id: str) -> list[str]:
+    """Delete the run with its history, segments and files' records (artifacts it logged
+    stay, without it); returns the keys of its files' bytes, for the caller to delete once
+    the deletion is committed."""
+
+    def write(conn: Connection) -> list[str]:
+        pk = run_pk(conn, entity, project, run_id)
+        names = conn.execute(select(files.c.name).where(files.c.run_pk == pk)).scalars().all()
+        conn.execute(update(artifacts).where(artifacts.c.run_pk == pk).values(run_pk=None))
+        for table in (artifact_uses, files, history_segments, history, key_sets):
+            conn.execute(delete(table).where(table.c.run_pk == pk))
+        conn.execute(delete(runs).where(runs.c.storage_id == pk))
+        store.segments.forget(pk)
+        return [blob_key(pk, name) for name in names]
 
     return store.write_fn(write)
 

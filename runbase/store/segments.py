@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 
 from runbase import columnar
-from runbase.store.schema import history, history_segments, runs
+from runbase.store.schema import STREAMS, history, history_segments, runs
 
 SEGMENT_ROWS = 50_000
 CACHED_SEGMENTS = 8
@@ -282,6 +282,11 @@ class SegmentCache:
         self._columns: Lru[tuple[int, tuple[str, ...]], columnar.Columns] = Lru(CACHED_COLUMNS)
         self._texts: Lru[tuple[int, tuple[int, ...]], list[str]] = Lru(CACHED_SAMPLES)
         self._key_sets: Lru[int, np.ndarray] = Lru(CACHED_KEY_SETS)
+
+    def forget(self, pk: int) -> None:
+        """Drop what is known of a deleted run's segments (its key may be given again)."""
+        for stream in STREAMS.values():
+            self._known.put((pk, stream), [])
 
     def known(self, pk: int, stream: int) -> list[Segment]:
         """The stream's segments seen so far: all of them up to the last one's index."""

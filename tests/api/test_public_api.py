@@ -10,7 +10,10 @@ import runbase
 import runbase.api
 from runbase.api import Api, Project, Run, Summary, User
 from runbase.backend.base import RunPath
-from runbase.errors import CommError, NotFound, ReadOnly
+from runbase.backend.local import LocalBackend
+from runbase.errors import CommError, NotFound, ReadOnly, Unsupported
+from runbase.settings import Settings
+from runbase.store import Store
 
 ENTITY = "tester"
 PROJECT = "proj"
@@ -301,3 +304,43 @@ def test_runs_logged_with_the_sdk(api, data_dir):
     assert [row["_step"] for row in found.history(samples=4, pandas=False)] == [0, 3, 6, 9]
     assert [row["acc"] for row in found.scan_history(keys=["acc"], page_size=3)][-1] == 0.9
     assert [r.id for r in api.runs(filters={"config.lr": 0.01})] == [run.id]
+
+
+def test_delete_removes_the_run_its_history_and_files(api, make, backend):
+    path = make.create("gone")
+    make.log(path, [{"_step": i, "x": i} for i in range(20)])
+    backend.compact(path)
+    make.log(path, [{"_step": 20, "x": 20}])
+    backend.put_file(path, "f.txt", [b"bytes"])
+    kept = make.create("kept")
+    make.log(kept, [{"_step": 0, "x": 1}])
+    run = api.run("gone")
+    with pytest.raises(Unsupported):
+        run.delete(delete_artifacts=True)
+    run.delete()
+    with pytest.raises(NotFound):
+        backend.get_run(path)
+    api.flush()
+    assert [r.id for r in api.runs()] == ["kept"]
+    again = make.create("gone")  # the same path again: nothing of the old run shows
+    assert backend.history_keys(again).line_count == 0
+    assert api.run("gone").history(pandas=False) == []
+    assert list(api.run("gone").files()) == []
+    assert [row["x"] for row in api.run("kept").scan_history()] == [1]
+    with pytest.raises(ReadOnly):
+        make.read_only(api, kept).delete()
+
+
+def test_a_run_deleted_by_another_process_takes_no_more_rows(make, backend, data_dir):
+    path = make.create("elsewhere")
+    make.log(path, [{"_step": 0, "x": 1}])  # this backend now knows the run's key
+    other = LocalBackend(Store.open(Settings.load().database_url, data_dir), ENTITY)
+    try:
+        other.delete_run(path)
+    finally:
+        other.close()
+    with pytest.raises(NotFound):
+        make.log(path, [{"_step": 1, "x": 2}])
+    make.create("elsewhere")  # made again: the next calls find the new run
+    make.log(path, [{"_step": 0, "x": 3}])
+    assert backend.history_keys(path).line_count == 1

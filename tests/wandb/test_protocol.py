@@ -4,6 +4,7 @@ offsets, the summary line, the resume offsets, errors and unsupported operations
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from runbase.backend.base import RunPath
+from runbase.errors import NotFound
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -198,4 +200,48 @@ def test_server_features_are_the_ones_runbase_has(wandb_server):
     found = gql(wandb_server, "query ServerFeaturesQuery { serverInfo { features { name "
                               "isEnabled } } }")  # fmt: skip
     names = {feature["name"] for feature in found["data"]["serverInfo"]["features"]}
-    assert names == {"LARGE_FILENAMES", "TOTAL_COUNT_IN_FILE_CONNECTION"}
+    assert names == {"LARGE_FILENAMES", "TOTAL_COUNT_IN_FILE_CONNECTION", "FILESTREAM_GZIP",
+                     "UPDATE_RUN_STATE"}  # fmt: skip
+
+
+def test_a_gzip_file_stream_post_is_read(wandb_server):
+    gql(wandb_server, UPSERT, name="gz1", project="traps")
+    answer = httpx.post(
+        f"{wandb_server.url}/files/alice/traps/gz1/file_stream",
+        content=gzip.compress(orjson.dumps(history(0, range(3)))),
+        headers={"Content-Encoding": "gzip"},
+        auth=("api", wandb_server.key),
+    )
+    assert answer.status_code == 200
+    run = wandb_server.backend.get_run(RunPath("alice", "traps", "gz1"))
+    assert run.history_line_count == 3
+
+
+UPDATE_STATE = """
+mutation UpdateRunState($input: UpdateRunStateInput!) { updateRunState(input: $input) { success } }
+"""
+
+
+def test_update_run_state_marks_a_running_run_failed_once(wandb_server):
+    made = gql(wandb_server, UPSERT, name="st1", project="traps")
+    run_id = made["data"]["upsertBucket"]["bucket"]["id"]
+    done = gql(wandb_server, UPDATE_STATE, input={"id": run_id, "state": "failed"})
+    assert done["data"]["updateRunState"]["success"] is True
+    assert wandb_server.backend.get_run(RunPath("alice", "traps", "st1")).state == "failed"
+    again = gql(wandb_server, UPDATE_STATE, input={"id": run_id, "state": "failed"})
+    assert "invalid state transition from failed to failed" in again["errors"][0]["message"]
+    stop = gql(wandb_server, "mutation StopRun($id: ID!) { stopRun(input: {id: $id}) { success } }",
+               id=run_id)  # fmt: skip
+    assert "cannot stop a run" in stop["errors"][0]["message"]
+
+
+def test_delete_run_deletes_once_and_then_is_a_no_op(wandb_server):
+    made = gql(wandb_server, UPSERT, name="del1", project="traps")
+    stream(wandb_server, "del1", history(0, range(3)))
+    delete = """mutation DeleteRun($id: ID!, $deleteArtifacts: Boolean) {
+      deleteRun(input: {id: $id, deleteArtifacts: $deleteArtifacts}) { clientMutationId } }"""
+    run_id = made["data"]["upsertBucket"]["bucket"]["id"]
+    assert "errors" not in gql(wandb_server, delete, id=run_id)
+    with pytest.raises(NotFound):
+        wandb_server.backend.get_run(RunPath("alice", "traps", "del1"))
+    assert "errors" not in gql(wandb_server, delete, id=run_id, deleteArtifacts=True)

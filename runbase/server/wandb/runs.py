@@ -29,7 +29,7 @@ from runbase.backend.base import (
     RunRecord,
     SweepRecord,
 )
-from runbase.errors import InvalidInput, NotFound
+from runbase.errors import InvalidInput, NotFound, Unsupported
 from runbase.server.wandb import ids
 from runbase.server.wandb.context import Context, Info
 from runbase.server.wandb.viewer import user_node
@@ -359,6 +359,46 @@ def resolve_upsert_bucket(_: None, info: Info, input: dict[str, Any]) -> Any:
     if later:
         run = ctx.backend.update_run(path, later)
     return {"bucket": run, "inserted": existing is None}
+
+
+# The state changes W&B's updateRunState allows that runbase has states for ("pending" and
+# "preempted" it has not): a run still marked running may be marked failed.
+STATE_CHANGES = {("running", "failed")}
+
+
+@mutation.field("updateRunState")
+def resolve_update_run_state(_: None, info: Info, input: dict[str, Any]) -> dict[str, bool]:
+    ctx = context(info)
+    path = ids.run_path(input["id"])
+    state = input["state"]
+    run = ctx.backend.get_run(path)
+    if (run.state, state) not in STATE_CHANGES:
+        raise InvalidInput(f"invalid state transition from {run.state} to {state}")
+    ctx.backend.update_run(path, RunChanges(state=state))
+    return {"success": True}
+
+
+@mutation.field("deleteRun")
+def resolve_delete_run(_: None, info: Info, input: dict[str, Any]) -> dict[str, Any]:
+    """Delete the run; a run already gone is no error (the client may ask twice). Artifacts
+    the run logged stay: deleting them with it is refused."""
+    ctx = context(info)
+    path = ids.run_path(input["id"])
+    try:
+        if (
+            input.get("deleteArtifacts")
+            and ctx.backend.artifacts().of_run(path, False, 1, None).items
+        ):
+            raise Unsupported("runbase does not delete artifacts with their run (deleteArtifacts)")
+        ctx.backend.delete_run(path)
+    except NotFound:
+        pass
+    return {"clientMutationId": input.get("clientMutationId")}
+
+
+@mutation.field("stopRun")
+def resolve_stop_run(_: None, info: Info, input: dict[str, Any]) -> None:
+    raise Unsupported("runbase cannot stop a run from the server (stopRun)")
 
 
 def _find(ctx: Context, path: RunPath) -> RunRecord | None:

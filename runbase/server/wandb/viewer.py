@@ -12,7 +12,12 @@ from runbase.server.wandb.context import Info
 from runbase.server.wandb.ids import global_id
 
 # The server features runbase implements, as the client asks for them by name.
-FEATURES = ("LARGE_FILENAMES", "TOTAL_COUNT_IN_FILE_CONNECTION")
+FEATURES = (
+    "LARGE_FILENAMES",
+    "TOTAL_COUNT_IN_FILE_CONNECTION",
+    "FILESTREAM_GZIP",
+    "UPDATE_RUN_STATE",
+)
 
 query = QueryType()
 user_type = ObjectType("User")
