@@ -33,6 +33,7 @@ bench: install
 	.bench-venv/bin/python benchmarks/bench_curves.py
 	.bench-venv/bin/python benchmarks/bench_export.py
 	.bench-venv/bin/python benchmarks/bench_wandb_logging.py
+	.bench-venv/bin/python benchmarks/bench_wandb_reads.py
 
 # the wandb client's own system tests against a fresh runbase server (not part of make test)
 wandb-conformance: install
