@@ -11,11 +11,14 @@ from runbase.errors import NotFound
 from runbase.settings import Settings
 
 ONLINE_RUN = """
-    import wandb
+    import time, wandb
     run = wandb.init(project="flows", id="online1", config={"lr": 0.1, "net": {"depth": 3}},
-                     tags=["a", "b"], notes="first try", group="grid", job_type="train")
+                     tags=["a", "b"], notes="first try", group="grid", job_type="train",
+                     settings=wandb.Settings(x_stats_sampling_interval=0.2))
     for i in range(30):
         run.log({"loss": 1.0 / (i + 1), "acc": i / 30})
+    run.log({"hist": wandb.Histogram([1, 2, 2, 3])}, commit=False)
+    time.sleep(1.5)
     run.log({"late": 1}, commit=False)
     run.log({"loss": 0.01}, step=40)
     run.log({"loss": float("nan"), "big": {"inner": 2}}, step=41)
@@ -59,6 +62,9 @@ def test_an_online_run_lands_whole(wandb_server):
     rows = run.history(samples=1000, pandas=False)
     assert [row["_step"] for row in rows] == [*range(31), 40, 41]
     assert rows[30]["late"] == 1 and rows[31]["loss"] == 0.01
+    assert rows[30]["hist"]["_type"] == "histogram"  # media rows as the client sent them
+    system = run.history(stream="system", pandas=False)
+    assert system and any(key.startswith("system.") for key in system[0])
     assert rows[32]["big"] == {"inner": 2}
     assert run.summary["best"] == 0.99 and run.summary["_step"] == 41
     assert run.summary["acc"] == pytest.approx(29 / 30)

@@ -245,3 +245,31 @@ def test_delete_run_deletes_once_and_then_is_a_no_op(wandb_server):
     with pytest.raises(NotFound):
         wandb_server.backend.get_run(RunPath("alice", "traps", "del1"))
     assert "errors" not in gql(wandb_server, delete, id=run_id, deleteArtifacts=True)
+
+
+HISTORY_PAGE = """
+query HistoryPage ($entity: String!, $project: String!, $run: String!, $minStep: Int64!,
+  $maxStep: Int64!, $pageSize: Int!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { history(minStep: $minStep, maxStep: $maxStep, samples: $pageSize) } } }
+"""
+SAMPLED_PAGE = """
+query SampledHistoryPage ($entity: String!, $project: String!, $run: String!,
+  $spec: JSONString!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { sampledHistory(specs: [$spec]) } } }
+"""
+
+
+def test_history_pages_end_exclusive_and_sampled_pages_inclusive(wandb_server):
+    gql(wandb_server, UPSERT, name="pages1", project="traps")
+    stream(wandb_server, "pages1", history(0, range(10)))
+    where = {"entity": "alice", "project": "traps", "run": "pages1"}
+    page = gql(wandb_server, HISTORY_PAGE, minStep=2, maxStep=5, pageSize=3, **where)
+    texts = page["data"]["project"]["run"]["history"]
+    assert [orjson.loads(text)["_step"] for text in texts] == [2, 3, 4]  # rows as JSON strings
+    spec = orjson.dumps({"keys": ["_step", "x", "_step"], "minStep": 2, "maxStep": 5,
+                         "samples": 4}).decode()  # fmt: skip
+    sampled = gql(wandb_server, SAMPLED_PAGE, spec=spec, **where)
+    [rows] = sampled["data"]["project"]["run"]["sampledHistory"]
+    assert rows == [{"_step": step, "x": step * 2} for step in range(2, 6)]  # rows as objects
