@@ -79,6 +79,23 @@ def leaf_keys(row: dict[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
+def pick_keys(row: dict[str, Any], keys: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Just ``keys`` of the row; a dotted key also reaches into nested values (``a.b``)."""
+    picked = {}
+    for key in keys:
+        if key in row:
+            picked[key] = row[key]
+        elif "." in key:
+            node: Any = row
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                picked[key] = node
+    return picked
+
+
 def is_finite(value: Any) -> bool:
     """Whether no float anywhere in ``value`` is NaN or infinite."""
     if isinstance(value, float):

@@ -11,7 +11,7 @@ from orjson import JSONDecodeError, loads
 from runbase import checks
 from runbase.api.client import Client
 from runbase.backend.base import HistoryQuery, RunPath, StoredRow
-from runbase.documents import decode_row, encode
+from runbase.documents import decode_row, encode, pick_keys
 from runbase.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -33,27 +33,9 @@ def wanted_keys(keys: tuple[str, ...] | None, x_axis: Any) -> list[str] | None:
 
 
 def select(row: Row, keys: list[str] | tuple[str, ...] | None) -> Row:
-    """Just ``keys`` of the row; a dotted key also reaches into nested values (``a.b``)."""
-    if keys is None:
-        return row
-    picked = {}
-    for key in keys:
-        if key in row:
-            picked[key] = row[key]
-        elif "." in key:
-            found, value = _nested(row, key.split("."))
-            if found:
-                picked[key] = value
-    return picked
-
-
-def _nested(row: Row, parts: list[str]) -> tuple[bool, Any]:
-    node: Any = row
-    for part in parts:
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
+    """Just ``keys`` of the row (all of it without); a dotted key also reaches into nested
+    values (``a.b``)."""
+    return row if keys is None else pick_keys(row, keys)
 
 
 def check_sampling(samples: Any, keys: Any, x_axis: Any, stream: Any) -> list[str] | None:

@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 
 from runbase.backend.base import Backend, HistoryQuery, RunPath, RunRecord, StoredRow
 from runbase.columnar import FLOAT, INT, INTERNAL, JSON, METADATA_KEY
-from runbase.documents import decode_row, encode_row
+from runbase.documents import decode_row, encode_row, pick_keys
 from runbase.errors import InvalidInput, NotFound, RunbaseError
 from runbase.server.wandb.context import Context, Info, signer
 
@@ -145,29 +145,7 @@ def _sampled(backend: Backend, path: RunPath, spec: Spec) -> list[dict[str, Any]
                              SCAN_PAGE)  # fmt: skip
         texts = _in_range(backend, query)
     rows = [row if isinstance(row, dict) else decode_row(row) for row in texts]
-    return [pick(row, keys) for row in rows] if keys else rows
-
-
-def pick(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
-    """Just ``keys`` of the row; a dotted key also reaches into nested values (``a.b``)."""
-    picked = {}
-    for key in keys:
-        if key in row:
-            picked[key] = row[key]
-        elif "." in key:
-            found, value = _nested(row, key.split("."))
-            if found:
-                picked[key] = value
-    return picked
-
-
-def _nested(row: dict[str, Any], parts: list[str]) -> tuple[bool, Any]:
-    node: Any = row
-    for part in parts:
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
+    return [pick_keys(row, keys) for row in rows] if keys else rows
 
 
 # parquetHistory
