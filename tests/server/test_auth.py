@@ -135,6 +135,7 @@ OPERATIONS: dict[tuple[str, str], tuple[dict, object, bool]] = {
     ("GET", "/api/v1/sweep"): ({"entity": "{entity}", "project": "{project}"}, None, False),
     ("POST", RUN + "/finish"): ({}, {"state": "finished"}, True),
     ("DELETE", RUN + "/files/{name}"): ({}, None, True),
+    ("DELETE", RUN): ({}, None, True),  # last: the owner deletes the run
 }
 
 

@@ -264,7 +264,7 @@ query SampledHistoryPage ($entity: String!, $project: String!, $run: String!,
 def test_history_pages_end_exclusive_and_sampled_pages_inclusive(wandb_server):
     gql(wandb_server, UPSERT, name="pages1", project="traps")
     stream(wandb_server, "pages1", history(0, range(10)))
-    where = {"entity": "alice", "project": "traps", "run": "pages1"}
+    where: dict[str, Any] = {"entity": "alice", "project": "traps", "run": "pages1"}
     page = gql(wandb_server, HISTORY_PAGE, minStep=2, maxStep=5, pageSize=3, **where)
     texts = page["data"]["project"]["run"]["history"]
     assert [orjson.loads(text)["_step"] for text in texts] == [2, 3, 4]  # rows as JSON strings
