@@ -17,7 +17,7 @@ demo: install
 	$(VENV)/bin/runbase demo
 
 test: install
-	bash scripts/with-postgres.sh $(PY) -m pytest
+	bash scripts/with-postgres.sh bash scripts/with-chromium.sh $(PY) -m pytest
 
 check: install
 	$(VENV)/bin/ruff check .
@@ -34,6 +34,7 @@ bench: install
 	.bench-venv/bin/python benchmarks/bench_export.py
 	.bench-venv/bin/python benchmarks/bench_wandb_logging.py
 	.bench-venv/bin/python benchmarks/bench_wandb_reads.py
+	bash scripts/with-chromium.sh .venv/bin/python benchmarks/bench_ui.py
 
 # the wandb client's own system tests against a fresh runbase server (not part of make test)
 wandb-conformance: install

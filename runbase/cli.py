@@ -81,6 +81,9 @@ def demo(
         accuracy = f"{best_run.summary['final_val_acc']:.4f}"
         table.add_row(best_run.id, best_run.name, *values, accuracy)
     console.print(table)
+    entity = best[0].entity if best else runbase.Api().default_entity
+    console.print(f"Open the dashboard on these runs: [bold]runbase ui[/bold], then "
+                  f"http://127.0.0.1:8080/{entity}/{project}")  # fmt: skip
 
 
 @app.command("ls")
@@ -226,6 +229,55 @@ def server(
         for stop, handler in previous.items():
             signal.signal(stop, handler)
         close_backends()
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback).")] = "127.0.0.1",
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
+    ] = None,
+) -> None:
+    """Serve the dashboard over this machine's store: no login, on loopback only."""
+    import uvicorn
+
+    from runbase.backend import close_backends, open_accounts, open_backend
+    from runbase.server import create_app
+
+    settings = Settings.load(database_url=db, dir=data_dir).with_(base_url=None)
+    backend = open_backend(settings)
+    accounts = open_accounts(settings)
+    login = None
+    if not is_loopback(host):
+        if not any(not key.revoked for key in accounts.list_keys()):
+            close_backends()
+            _fail(
+                f"runbase ui serves loopback only, not {host}: for another host, make users "
+                "with API keys to log in with (`runbase user create`, `runbase key create`)"
+            )
+        login = accounts
+    typer.echo(f"runbase dashboard on http://{host}:{port}/ (Ctrl-C stops it)")
+    try:
+        app_ = create_app(backend, login, max_file_size=settings.max_file_size)
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+    finally:
+        close_backends()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 APP_FACTORY = "runbase.server.app:app_from_environment"

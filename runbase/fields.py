@@ -52,6 +52,8 @@ COLUMNS: dict[str, tuple[str, str, str, bool]] = {
     "created_at": ("runs", "created_at", "time", False),
     "heartbeatAt": ("runs", "heartbeat_at", "time", False),
     "heartbeat_at": ("runs", "heartbeat_at", "time", False),
+    "updatedAt": ("runs", "updated_at", "time", False),
+    "updated_at": ("runs", "updated_at", "time", False),
     "entity": ("entities", "name", "text", False),
     "username": ("runs", "username", "text", False),
     "group": ("runs", "group", "text", True),

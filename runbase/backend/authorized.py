@@ -23,8 +23,10 @@ from runbase.backend.base import (
     HistoryKeys,
     HistoryQuery,
     HistoryRow,
+    KeyList,
     NewRun,
     Page,
+    ProjectActivity,
     ProjectRecord,
     RunChanges,
     RunPath,
@@ -197,6 +199,22 @@ class AuthorizedBackend(Backend):
     def get_project(self, entity: str, project: str) -> ProjectRecord:
         self.access.read(entity, f"project {entity}/{project}")
         return self.backend.get_project(entity, project)
+
+    # the dashboard
+    def entities(self) -> list[str]:
+        if self.principal.admin:
+            return self.backend.entities()
+        return sorted({self.principal.user, *self.principal.teams})
+
+    def project_activity(self) -> list[ProjectActivity]:
+        found = self.backend.project_activity()
+        return [project for project in found if self.access.can_read(project.entity)]
+
+    def document_keys(
+        self, entity: str, project: str, kind: str, q: str = "", limit: int = 200
+    ) -> KeyList:
+        self.access.read(entity, f"project {entity}/{project}")
+        return self.backend.document_keys(entity, project, kind, q, limit)
 
     # sweeps
     def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord:

@@ -240,6 +240,24 @@ class ProjectRecord:
 
 
 @dataclass(frozen=True)
+class ProjectActivity:
+    """A project as the dashboard lists it; ``last_activity`` is None without runs."""
+
+    entity: str
+    name: str
+    run_count: int
+    last_activity: float | None
+
+
+@dataclass(frozen=True)
+class KeyList:
+    """Some of a project's document keys, and how many match in all."""
+
+    keys: list[str]
+    total: int
+
+
+@dataclass(frozen=True)
 class FileRecord:
     name: str
     size: int
@@ -277,7 +295,9 @@ class HistoryRow(NamedTuple):
 
 @dataclass(frozen=True)
 class RunQuery:
-    """A page request for runs of one project. ``cursor`` is the previous page's ``next_cursor``."""
+    """A page request for runs of one project. ``cursor`` is the previous page's
+    ``next_cursor``; ``columns`` (``config.X``, ``summary_metrics.X``) keeps only those leaves
+    of each run's config and summary, keyed by their path, and drops the other documents."""
 
     entity: str
     project: str
@@ -285,6 +305,7 @@ class RunQuery:
     order: str = "-created_at"
     per_page: int = 50
     cursor: str | None = None
+    columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -514,6 +535,22 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def get_project(self, entity: str, project: str) -> ProjectRecord: ...
+
+    # the dashboard
+    @abc.abstractmethod
+    def entities(self) -> list[str]:
+        """The entities whose projects the caller may see."""
+
+    @abc.abstractmethod
+    def project_activity(self) -> list[ProjectActivity]:
+        """The projects the caller may see, with run counts, most recently active first."""
+
+    @abc.abstractmethod
+    def document_keys(
+        self, entity: str, project: str, kind: str, q: str = "", limit: int = 200
+    ) -> KeyList:
+        """The project's distinct dotted leaf keys of config (``kind="config"``) or summary
+        (``"summary"``) in order, those containing ``q`` (ignoring case), at most ``limit``."""
 
     # sweeps
     @abc.abstractmethod

@@ -27,8 +27,10 @@ from runbase.backend.base import (
     HistoryKeys,
     HistoryQuery,
     HistoryRow,
+    KeyList,
     NewRun,
     Page,
+    ProjectActivity,
     ProjectRecord,
     RunChanges,
     RunPath,
@@ -260,6 +262,21 @@ class HttpBackend(Backend):
     def get_project(self, entity: str, project: str) -> ProjectRecord:
         found = self._json("GET", "/project", params={"entity": entity, "project": project})
         return wire.record(ProjectRecord, found)
+
+    # the dashboard
+    def entities(self) -> list[str]:
+        return [str(name) for name in self._json("GET", "/session")["entities"]]
+
+    def project_activity(self) -> list[ProjectActivity]:
+        found = self._json("GET", "/overview")["projects"]
+        return [wire.record(ProjectActivity, item) for item in found]
+
+    def document_keys(
+        self, entity: str, project: str, kind: str, q: str = "", limit: int = 200
+    ) -> KeyList:
+        params = {"entity": entity, "project": project, "kind": kind, "q": q, "limit": limit}
+        found = self._json("GET", "/keys", params=params)
+        return KeyList([str(key) for key in found["keys"]], int(found["total"]))
 
     # sweeps
     def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord:

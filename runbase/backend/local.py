@@ -27,8 +27,10 @@ from runbase.backend.base import (
     HistoryKeys,
     HistoryQuery,
     HistoryRow,
+    KeyList,
     NewRun,
     Page,
+    ProjectActivity,
     ProjectRecord,
     RunChanges,
     RunPath,
@@ -41,12 +43,19 @@ from runbase.backend.base import (
     check_path,
     check_run_changes,
 )
+from runbase.backend.dashboard import (
+    KeyCache,
+    check_columns,
+    check_keys_request,
+    project_record,
+)
 from runbase.errors import CommError, InvalidInput, NotFound, RunbaseError
 from runbase.settings import _default_user
 from runbase.store import Store, segment_stream
 from runbase.store import curves as curve_store
 from runbase.store import files as file_store
 from runbase.store import history as history_store
+from runbase.store import overview as overview_store
 from runbase.store import projects as project_store
 from runbase.store import runs as run_store
 from runbase.store import segments as segment_store
@@ -77,6 +86,7 @@ class LocalBackend(Backend):
         self.stale_after = stale_after
         self.compact_rows = compact_rows
         self._pks: dict[RunPath, int] = {}
+        self._keys = KeyCache()
 
     def default_entity(self) -> str:
         return self.entity
@@ -199,11 +209,15 @@ class LocalBackend(Backend):
 
     def query_runs(self, query: RunQuery) -> Page[RunRecord]:
         checks.positive_int(query.per_page, "per_page")
+        fields = None if query.columns is None else check_columns(query.columns)
         rows, cursor = run_store.query_runs(
             self.store, query.entity, query.project, query.filters, query.order,
             query.per_page, query.cursor, self._stale_before(),
         )  # fmt: skip
-        return Page([_run_record(row) for row in rows], cursor)
+        records = [_run_record(row) for row in rows]
+        if fields is not None:
+            records = [project_record(record, fields) for record in records]
+        return Page(records, cursor)
 
     def count_runs(self, entity: str, project: str, filters: dict[str, Any]) -> int:
         stale_before = self._stale_before()
@@ -358,6 +372,24 @@ class LocalBackend(Backend):
 
     def get_project(self, entity: str, project: str) -> ProjectRecord:
         return ProjectRecord(**project_store.get_project(self.store, entity, project))
+
+    # the dashboard
+    def entities(self) -> list[str]:
+        return sorted({self.entity, *overview_store.entity_names(self.store)})
+
+    def project_activity(self) -> list[ProjectActivity]:
+        return [ProjectActivity(**row) for row in overview_store.project_activity(self.store)]
+
+    def document_keys(
+        self, entity: str, project: str, kind: str, q: str = "", limit: int = 200
+    ) -> KeyList:
+        column = check_keys_request(kind, q, limit)
+        stamp = overview_store.keys_stamp(self.store, entity, project)
+
+        def load() -> set[str]:
+            return overview_store.document_keys(self.store, entity, project, column)
+
+        return self._keys.search((entity, project, column), stamp, load, q, limit)
 
     # sweeps
     def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord:

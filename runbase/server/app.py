@@ -16,12 +16,14 @@ from starlette.responses import JSONResponse, Response
 
 from runbase.backend.accounts import Accounts
 from runbase.backend.base import Backend
+from runbase.backend.sessions import Sessions
 from runbase.errors import InvalidInput, NotFound, RunbaseError
 from runbase.server.access import AccessLog
 from runbase.server.auth import FailureLimiter
 from runbase.server.limits import MAX_BODY_SIZE
 from runbase.server.routes import router
 from runbase.server.wandb import add_wandb_routes
+from runbase.server.web import add_web_routes
 from runbase.settings import Settings
 
 
@@ -35,7 +37,8 @@ def create_app(
     """The server's application over ``backend`` (which it does not close).
 
     With ``accounts`` each request of the API authenticates with an API key and works on
-    what its user may see; without, every request acts as the backend's own user. Uploads
+    what its user may see (or the dashboard's session cookie); without, every request acts as
+    the backend's own user. The dashboard's pages are served at ``/``. Uploads
     past ``max_file_size`` bytes and JSON bodies past ``max_body_size`` answer 413. Each
     request is logged on ``runbase.access``."""
     app = FastAPI(title="runbase", summary="The native JSON API of a runbase server.")
@@ -45,9 +48,11 @@ def create_app(
     app.state.max_body_size = max_body_size
     app.add_middleware(AccessLog)
     app.state.failures = FailureLimiter()
+    app.state.sessions = None if accounts is None else Sessions(accounts)
     app.include_router(router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     add_wandb_routes(app)
+    add_web_routes(app)  # last: a page never shadows an API route
     app.add_exception_handler(RunbaseError, _runbase_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

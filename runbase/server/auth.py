@@ -1,5 +1,6 @@
 """Who a request is: its API key (HTTP basic auth with the key as password, or a bearer
-token), checked by ``Accounts``; and a brake on clients that keep failing.
+token), checked by ``Accounts``, or its dashboard session's cookie, checked by ``Sessions``;
+and a brake on clients that keep failing.
 
 A request of the native API then works on ``AuthorizedBackend(backend, principal)``. Keys are
 never logged nor written into an answer.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import math
 import threading
 import time
@@ -21,7 +23,8 @@ from starlette.responses import JSONResponse, Response
 from runbase.backend.accounts import Accounts
 from runbase.backend.authorized import AuthorizedBackend
 from runbase.backend.base import Backend
-from runbase.errors import RateLimited, Unauthorized
+from runbase.backend.sessions import Sessions
+from runbase.errors import Forbidden, RateLimited, Unauthorized
 
 MAX_FAILURES = 10
 FAILURE_WINDOW = 60.0  # seconds
@@ -79,13 +82,31 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
 
 
+SESSION_COOKIE = "runbase_session"
+CSRF_HEADER = "X-Runbase-CSRF"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def cross_site(request: Request) -> bool:
+    """Whether the request says it comes from another origin (``Origin`` of another host)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin.partition("://")[2] != request.url.netloc
+
+
 async def authorize(request: Request) -> Response | None:
     """Sets ``request.state.backend`` to the backend this request may use; or the error
-    response (401, 429) that answers it instead."""
+    response (401, 403, 429) that answers it instead. A request authenticates with an API key
+    or a dashboard session's cookie; one by cookie that changes something must carry the
+    session's CSRF token in ``X-Runbase-CSRF``."""
     app_state = request.app.state
     backend: Backend = app_state.backend
     accounts: Accounts | None = app_state.accounts
+    request.state.csrf = None
     if accounts is None:
+        if request.method not in SAFE_METHODS and cross_site(request):
+            return error(Forbidden.status, Forbidden.code, "cross-site requests are refused")
         request.state.backend = backend
         return None
     limiter: FailureLimiter = app_state.failures
@@ -96,6 +117,9 @@ async def authorize(request: Request) -> Response | None:
         return error(RateLimited.status, RateLimited.code, message, {"Retry-After": str(wait)})
     key = request_key(request)
     challenge = {"WWW-Authenticate": 'Basic realm="runbase"'}
+    token = request.cookies.get(SESSION_COOKIE)
+    if key is None and token:
+        return await _authorize_session(request, backend, token)
     if key is None:
         message = "an API key is required: basic auth as 'api' with the key, or a bearer token"
         return error(Unauthorized.status, Unauthorized.code, message, challenge)
@@ -106,4 +130,23 @@ async def authorize(request: Request) -> Response | None:
         return error(exc.status, exc.code, exc.message, challenge)
     request.state.backend = AuthorizedBackend(backend, principal)
     request.state.user = principal.user
+    return None
+
+
+async def _authorize_session(request: Request, backend: Backend, token: str) -> Response | None:
+    sessions: Sessions = request.app.state.sessions
+    try:
+        session = await run_in_threadpool(sessions.find, token)
+    except Unauthorized as exc:
+        return error(exc.status, exc.code, exc.message)
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+            message = f"this request needs the session's CSRF token in the {CSRF_HEADER} header"
+            return error(Forbidden.status, Forbidden.code, message)
+        if cross_site(request):
+            return error(Forbidden.status, Forbidden.code, "cross-site requests are refused")
+    request.state.backend = AuthorizedBackend(backend, session.principal)
+    request.state.user = session.principal.user
+    request.state.csrf = session.csrf
     return None

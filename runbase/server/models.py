@@ -16,6 +16,7 @@ from runbase.backend.base import (
     HistoryQuery,
     HistoryRow,
     NewRun,
+    ProjectActivity,
     RunChanges,
     RunPath,
     RunQuery,
@@ -106,9 +107,12 @@ class RunQueryBody(Body):
     order: StrictStr = "-created_at"
     per_page: StrictInt = 50
     cursor: StrictStr | None = None
+    columns: list[StrictStr] | None = None
 
     def value(self) -> RunQuery:
-        return RunQuery(**{**self.fields(), "filters": documents.untag(self.filters)})
+        columns = None if self.columns is None else tuple(self.columns)
+        filters = documents.untag(self.filters)
+        return RunQuery(**{**self.fields(), "filters": filters, "columns": columns})
 
 
 class RunCountBody(Body):
@@ -202,6 +206,20 @@ class Answer(BaseModel):
 
 class Done(Answer):
     """A change was stored; nothing to tell."""
+
+
+class OverviewAnswer(Answer):
+    projects: list[ProjectActivity]
+
+
+class SessionAnswer(Answer):
+    """Who the dashboard's viewer is; ``csrf`` is the token a cookie session's changes carry
+    (None without one), ``login`` whether the server has accounts to log in and out of."""
+
+    user: str
+    entities: list[str]
+    csrf: str | None
+    login: bool
 
 
 class EntityAnswer(Answer):

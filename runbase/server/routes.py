@@ -21,6 +21,7 @@ from runbase.backend.base import (
     Backend,
     FileRecord,
     HistoryKeys,
+    KeyList,
     Page,
     ProjectRecord,
     RunPath,
@@ -43,6 +44,7 @@ from runbase.server.models import (
     ErrorBody,
     FinishBody,
     NewRunBody,
+    OverviewAnswer,
     RowsAnswer,
     RowsOfRunsAnswer,
     RunChangesBody,
@@ -51,6 +53,7 @@ from runbase.server.models import (
     SampleBody,
     SampleManyBody,
     ScanBody,
+    SessionAnswer,
     SweepBody,
 )
 
@@ -352,3 +355,27 @@ def create_sweep(backend: Store, body: SweepBody) -> Response:
 @router.get("/sweep", response_model=SweepRecord)
 def get_sweep(backend: Store, entity: str, project: str, sweep_id: str) -> Response:
     return WireResponse(backend.get_sweep(entity, project, sweep_id))
+
+
+# the dashboard
+@router.get("/session", response_model=SessionAnswer)
+def session(backend: Store, request: Request) -> Response:
+    """Who the viewer is, and the CSRF token of a cookie session."""
+    return WireResponse({"user": backend.default_entity(), "entities": backend.entities(),
+                         "csrf": request.state.csrf,
+                         "login": request.app.state.accounts is not None})  # fmt: skip
+
+
+@router.get("/overview", response_model=OverviewAnswer)
+def overview(backend: Store) -> Response:
+    """The projects the viewer may see, most recently active first."""
+    return WireResponse({"projects": backend.project_activity()})
+
+
+@router.get("/keys", response_model=KeyList)
+def document_keys(
+    backend: Store, entity: str, project: str, kind: str = "config", q: str = "",
+    limit: int = 200,
+) -> Response:  # fmt: skip
+    """The project's distinct dotted config or summary keys containing ``q``."""
+    return WireResponse(backend.document_keys(entity, project, kind, q, limit))

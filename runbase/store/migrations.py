@@ -86,6 +86,11 @@ def _key_prefixes(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE api_keys ADD COLUMN prefix VARCHAR(16)"))
 
 
+def _sessions(conn: Connection) -> None:
+    """The dashboard's sessions (step 1 of a new database has made the table)."""
+    schema.sessions.create(conn, checkfirst=True)
+
+
 STEPS: list[Callable[[Connection], None]] = [
     _create_first_schema,
     _index_history_by_step,
@@ -96,6 +101,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _server_secrets,
     _artifacts,
     _key_prefixes,
+    _sessions,
 ]
 
 

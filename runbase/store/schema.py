@@ -197,6 +197,19 @@ api_keys = Table(
 
 ACCOUNT_TABLES = [users, team_members, api_keys]
 
+# Dashboard sessions: a browser's cookie holds a random token; only its sha256 is kept. A
+# session acts as the key it was started with, and ends with it.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+)
+
 # Random secrets of the server, shared by its processes (the key that signs upload URLs).
 server_secrets = Table(
     "server_secrets",

@@ -107,6 +107,8 @@ def test_the_limiter_forgets_failures_after_its_window():
 RUN = "/api/v1/runs/{entity}/{project}/{run_id}"
 # Every operation of the API: (method, path) -> (query, JSON body, a write?). Ordered so
 # that the owner's writes leave what later requests need (the file is deleted last).
+# the routes that name no entity: every caller with a key gets an answer of its own
+UNOWNED = ("/api/v1/entity", "/api/v1/session", "/api/v1/overview")
 OPERATIONS: dict[tuple[str, str], tuple[dict, object, bool]] = {
     ("GET", "/api/v1/entity"): ({}, None, False),
     ("GET", RUN): ({}, None, False),
@@ -133,6 +135,9 @@ OPERATIONS: dict[tuple[str, str], tuple[dict, object, bool]] = {
     ("GET", "/api/v1/project"): ({"entity": "{entity}", "project": "{project}"}, None, False),
     ("POST", "/api/v1/sweeps"): ({}, "sweep", True),
     ("GET", "/api/v1/sweep"): ({"entity": "{entity}", "project": "{project}"}, None, False),
+    ("GET", "/api/v1/keys"): ({"entity": "{entity}", "project": "{project}"}, None, False),
+    ("GET", "/api/v1/session"): ({}, None, False),
+    ("GET", "/api/v1/overview"): ({}, None, False),
     ("POST", RUN + "/finish"): ({}, {"state": "finished"}, True),
     ("DELETE", RUN + "/files/{name}"): ({}, None, True),
     ("DELETE", RUN): ({}, None, True),  # last: the owner deletes the run
@@ -189,7 +194,7 @@ def test_every_route_answers_each_caller_as_it_may(app, client, keys):
         headers = {k: v for k, v in headers.items() if v is not None}
         for operation in OPERATIONS.items():
             write = operation[1][2]
-            own = operation[0][1] != "/api/v1/entity"  # the one route that names no entity
+            own = operation[0][1] not in UNOWNED
             method, url, kwargs = request_of(operation, keys, OWNED)
             answer = client.request(method, url, headers=headers, auth=auth, **kwargs)
             assert answer.status_code == expected(write, own), (caller, method, url, answer.text)

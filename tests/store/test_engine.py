@@ -74,7 +74,7 @@ def test_a_closed_sqlite_store_refuses_writes(data_dir, database_url):
 
 def test_migrations_reach_the_last_step_with_the_step_index(store):
     with store.read() as conn:
-        assert current_version(conn) == len(STEPS) == 9
+        assert current_version(conn) == len(STEPS) == 10
         indexes = {ix["name"] for ix in inspect(conn).get_indexes("history")}
         assert inspect(conn).has_table("history_segments")
     assert "ix_history_step" in indexes

@@ -1,0 +1,185 @@
+"""The dashboard in a real browser (Debian's chromium through playwright), over a live
+server on a store seeded through the backend.
+
+    .venv/bin/python benchmarks/bench_ui.py [--quick]
+
+- project page with 10,000 runs: first rows painted after navigation; sort by a summary key
+  (click to the new first row painted);
+- run page with 10 metrics x 1,000,000 points: every chart painted;
+- workspace charts for 20 runs x 5 metrics x 100,000 points: every chart painted;
+- compare 20 runs x 1 metric x 100,000 points: the chart painted.
+
+Histories are compacted (Parquet segments) before timing, as a finished run is. Each page is
+timed from navigation start (``performance.now()`` in the page) to the frame after the last
+chart's data is drawn; the median of ``REPEAT`` loads, the first (cold) one reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from runbase.backend.base import HistoryRow, NewRun, RunPath  # noqa: E402
+from runbase.backend.local import LocalBackend  # noqa: E402
+from runbase.server import create_app  # noqa: E402
+from runbase.store import Store  # noqa: E402
+from tests.server.test_live import serve  # noqa: E402
+
+ENTITY = "bench"
+REPEAT = 5
+GOALS_MS = {"project": 1000, "sort": 300, "run": 1500, "workspace": 1500, "compare": 1000}
+BATCH = 20_000
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (``apt-get install chromium``); never a downloaded build."""
+    found = os.environ.get("RUNBASE_TEST_CHROMIUM") or shutil.which("chromium")
+    return found if found and os.path.exists(found) else None
+
+
+def log(backend: LocalBackend, path: RunPath, points: int, metrics: int) -> None:
+    for start in range(0, points, BATCH):
+        rows = []
+        for i in range(start, min(points, start + BATCH)):
+            row = {"_step": i, **{f"m{k}": ((i * (k + 1)) % 997) / 997 + k for k in range(metrics)}}
+            rows.append(HistoryRow(i, i, tuple(sorted(row)), json.dumps(row)))
+        backend.append_history(path, "default", rows, json.loads(rows[-1].row))
+    backend.finish_run(path, "finished", 0)
+
+
+def seed(backend: LocalBackend, scale: float) -> None:
+    for i in range(int(10_000 * scale)):
+        path = RunPath(ENTITY, "big", f"b{i:05d}")
+        backend.create_run(path, NewRun(config={"lr": i / 10_000, "layers": i % 7}))
+        backend.update_summary(path, {"loss": (i * 7919) % 10_000 / 10_000, "acc": i % 100})
+    log(backend, backend_run(backend, "long", "r0"), int(1_000_000 * scale), 10)
+    for n in range(20):
+        log(backend, backend_run(backend, "many", f"r{n:02d}"), int(100_000 * scale), 5)
+    backend.wait_for_compaction()
+
+
+def backend_run(backend: LocalBackend, project: str, run_id: str) -> RunPath:
+    path = RunPath(ENTITY, project, run_id)
+    backend.create_run(path, NewRun(config={"seed": run_id}))
+    return path
+
+
+CHARTS_PAINTED = """async (count) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  for (;;) {
+    const painted = document.querySelectorAll('.chart[data-state="painted"] canvas').length;
+    if (painted >= count) { await frame(); return performance.now(); }
+    await frame();
+  }
+}"""
+
+FIRST_ROW = """async () => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  while (!document.querySelector('.run-row')) await frame();
+  await frame();
+  return performance.now();
+}"""
+
+SORT = """async ([key, expected]) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const start = performance.now();
+  document.querySelector(`.th .col[data-key="${key}"]`).click();
+  while (document.querySelector('.run-row')?.dataset.run !== expected) await frame();
+  return performance.now() - start;
+}"""
+
+
+def measure(page: Any, url: str, script: str, arg: Any = None) -> float:
+    page.goto(url)
+    return float(page.evaluate(script, arg))
+
+
+def timings(fn) -> tuple[float, float]:
+    cold = fn()
+    warm = [fn() for _ in range(REPEAT)]
+    return cold, statistics.median(warm)
+
+
+def run_browser(url: str, backend: LocalBackend) -> list[list[Any]]:
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+
+        project = f"{url}/{ENTITY}/big"
+        cold, warm = timings(lambda: measure(page, project, FIRST_ROW))
+        rows.append(["project page, 10,000 runs: first rows", cold, warm, GOALS_MS["project"]])
+
+        def sort() -> float:
+            page.goto(project)
+            page.wait_for_selector(".run-row")
+            page.wait_for_selector('.th .col[data-key="summary_metrics.loss"]')
+            return float(page.evaluate(SORT, ["summary_metrics.loss", top_by_loss(backend)]))
+
+        cold, warm = timings(sort)
+        rows.append(["project page: sort by summary loss", cold, warm, GOALS_MS["sort"]])
+
+        run = f"{url}/{ENTITY}/long/runs/r0"
+        cold, warm = timings(lambda: measure(page, run, CHARTS_PAINTED, 10))
+        rows.append(["run page, 10 metrics x 1M points", cold, warm, GOALS_MS["run"]])
+
+        workspace = f"{url}/{ENTITY}/many"
+        cold, warm = timings(lambda: measure(page, workspace, CHARTS_PAINTED, 5))
+        rows.append(["workspace, 20 runs x 5 metrics x 100k", cold, warm, GOALS_MS["workspace"]])
+
+        ids = ",".join(f"r{n:02d}" for n in range(20))
+        compare = f"{url}/{ENTITY}/many/compare?runs={ids}&metrics=m0"
+        cold, warm = timings(lambda: measure(page, compare, CHARTS_PAINTED, 1))
+        rows.append(["compare, 20 runs x 1 metric x 100k", cold, warm, GOALS_MS["compare"]])
+        browser.close()
+    return rows
+
+
+def top_by_loss(backend: LocalBackend) -> str:
+    from runbase.backend.base import RunQuery
+
+    page = backend.query_runs(RunQuery(ENTITY, "big", order="-summary_metrics.loss", per_page=1))
+    return page.items[0].run_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="a tenth of the data")
+    args = parser.parse_args()
+    if chromium_path() is None:
+        sys.exit("no chromium: apt-get install chromium")
+    with tempfile.TemporaryDirectory(prefix="runbase-bench-ui-") as tmp:
+        backend = LocalBackend(Store.open(None, Path(tmp)), ENTITY)
+        c.note("seeding (10,000 runs, 1M-point run, 20 x 100k-point runs)")
+        seed(backend, 0.1 if args.quick else 1.0)
+        with serve(create_app(backend)) as url:
+            rows = run_browser(url, backend)
+        backend.close()
+    table = [
+        [name, f"{cold:.0f}", f"{warm:.0f}", f"<= {goal}", c.verdict(warm <= goal)]
+        for name, cold, warm, goal in rows
+    ]
+    c.print_table(
+        "runbase dashboard in chromium (ms)",
+        ["page", "first load", f"median of {REPEAT}", "goal", ""],
+        table,
+        caption="from navigation start to the frame after the last chart or row is drawn",
+    )
+
+
+if __name__ == "__main__":
+    main()
