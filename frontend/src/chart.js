@@ -19,8 +19,9 @@ export function formatValue(v) {
   return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(5));
 }
 
-// curves: [{key, label, color, paths: [[entity, project, run_id], ...], group: bool}]
-export function LineChart({ metric, curves, stream = "default", xAxis = "_step", logY, smoothing, onPainted }) {
+// curves: [{key, label, color, paths: [[entity, project, run_id], ...], group: bool}];
+// band: "range" (min/max) or "std" (a group's mean +- its standard deviation)
+export function LineChart({ metric, curves, stream = "default", xAxis = "_step", logY, smoothing, band = "range", onPainted }) {
   const box = useRef(null);
   const plot = useRef(null);
   const [width, setWidth] = useState(0);
@@ -57,15 +58,16 @@ export function LineChart({ metric, curves, stream = "default", xAxis = "_step",
 
   useEffect(() => {
     if (!data || width === 0) return;
-    const curvesNow = curves.map((c, i) => ({ ...c, ...data[i] }));
+    const curvesNow = curves.map((c, i) => ({ ...c, ...data[i], ...(band === "std" && data[i].sd ? deviations(data[i]) : {}) }));
     const shown = curvesNow.map((c) => ({ ...c, ys: smoothing.kind === "none" ? c.y : smooth(smoothing.kind, smoothing.weight, c.x, c.y) }));
     const options = chartOptions(shown, { width, logY, smoothing, xAxis, range, setRange, setHover });
     const table = uPlot.join(shown.flatMap((c) => seriesTables(c, logY, smoothing.kind !== "none")));
     if (plot.current) plot.current.destroy();
     plot.current = new uPlot(options, table, box.current.querySelector(".plot"));
     plot.current.curves = shown;
+    box.current.uplot = plot.current; // the drawn data, for tests and the console
     if (onPainted) requestAnimationFrame(() => onPainted(metric));
-  }, [data, width, logY, smoothing.kind, smoothing.weight]);
+  }, [data, width, logY, smoothing.kind, smoothing.weight, band]);
 
   useEffect(() => () => plot.current && plot.current.destroy(), []);
 
@@ -94,6 +96,10 @@ function Legend({ hover, curves, xAxis }) {
   </div>`;
 }
 
+function deviations({ y, sd }) {
+  return { lo: y.map((m, i) => m - sd[i]), hi: y.map((m, i) => m + sd[i]) };
+}
+
 // Per curve: its band's top and bottom (invisible lines), the raw curve, and the smoothed one.
 function seriesTables(c, logY, smoothed) {
   const keep = (ys) => (logY ? ys.map((y) => (y > 0 ? y : null)) : ys);
@@ -106,24 +112,50 @@ function seriesTables(c, logY, smoothed) {
   return tables;
 }
 
+// A curve's band, between its top series (this one) and its bottom one (the next): in each
+// pixel column, a rectangle from the greatest high to the least low there, as wide as the
+// gap to the next column. A polygon of a noisy band costs Canvas2D's software rasteriser
+// some 18 ms a curve (its edges are slanted); rectangles of whole pixels, 1.
+function bandPaths(u, si, i0, i1) {
+  const [xs, his, los] = [u.data[0], u.data[si], u.data[si + 1]];
+  const path = new Path2D();
+  let column = null;
+  let top = 0;
+  let bottom = 0;
+  const flush = (next) => bottom > top && path.rect(column, top, Math.max(1, next - column), bottom - top);
+  for (let i = i0; i <= i1; i++) {
+    if (his[i] == null || los[i] == null) continue;
+    const x = Math.floor(u.valToPos(xs[i], "x", true));
+    const high = Math.floor(u.valToPos(his[i], "y", true)); // canvas y grows downwards
+    const low = Math.ceil(u.valToPos(los[i], "y", true));
+    if (x === column) {
+      top = Math.min(top, high);
+      bottom = Math.max(bottom, low);
+      continue;
+    }
+    if (column !== null) flush(x);
+    [column, top, bottom] = [x, high, low];
+  }
+  if (column !== null) flush(column + 1);
+  return { stroke: null, fill: path, clip: null, band: null, gaps: null, flags: 0 };
+}
+
 function chartOptions(curves, { width, logY, smoothing, xAxis, range, setRange, setHover }) {
   const smoothed = smoothing.kind !== "none";
   const series = [{ label: xAxis }];
-  const bands = [];
   for (const c of curves) {
-    const base = series.length;
-    series.push({ stroke: "transparent", width: 0, points: { show: false }, spanGaps: true });
-    series.push({ stroke: "transparent", width: 0, points: { show: false }, spanGaps: true });
-    series.push({ label: c.label, stroke: smoothed ? withAlpha(c.color, 0.25) : c.color, width: 1.25, points: { show: false }, spanGaps: true });
-    if (smoothed) series.push({ label: c.label, stroke: c.color, width: 1.5, points: { show: false }, spanGaps: true });
-    bands.push({ series: [base, base + 1], fill: withAlpha(c.color, 0.15) });
+    series.push({ fill: withAlpha(c.color, 0.15), width: 0, points: { show: false }, paths: bandPaths });
+    series.push({ width: 0, points: { show: false }, paths: () => null });
+    // whole pixel widths: Skia draws a 1px line as a hairline, and a 1.25px one of a noisy
+    // curve 40 times slower (20 runs x 800 buckets: 8 ms against 300 ms)
+    series.push({ label: c.label, stroke: smoothed ? withAlpha(c.color, 0.25) : c.color, width: 1, points: { show: false }, spanGaps: true });
+    if (smoothed) series.push({ label: c.label, stroke: c.color, width: 2, points: { show: false }, spanGaps: true });
   }
   const isTime = xAxis === "_timestamp";
   return {
     width,
     height: HEIGHT,
     series,
-    bands,
     legend: { show: false },
     scales: {
       x: { time: isTime, ...(range ? { min: range[0], max: range[1] } : {}) },

@@ -1,6 +1,7 @@
 // Chart data: one bucketed-curves request for all runs of a chart, turned into curves
 // {x, y, lo, hi}: a run's bucket gives its last point and its y range; a group's curve is
-// the mean of its runs per bucket, with the runs' min and max as its band.
+// the mean of its runs per bucket, with the runs' min and max as its band (and their
+// standard deviation, sd, for the other band).
 import { api } from "./api.js";
 
 export async function fetchCurves({ curves, metric, stream, xAxis, buckets, range }, signal) {
@@ -44,7 +45,7 @@ function gridOf(runs, size, range) {
 }
 
 // Each run's last point in each bucket of the grid; then per bucket the mean over the runs
-// that have one, and their least and greatest value.
+// that have one, their least and greatest value, and their (population) standard deviation.
 function groupCurve(runs, { lo, hi, size }) {
   const width = hi > lo ? (hi - lo) / size : 1;
   const cells = new Map();
@@ -60,12 +61,14 @@ function groupCurve(runs, { lo, hi, size }) {
     }
   }
   const order = [...cells.keys()].sort((a, b) => a - b);
-  const curve = { x: [], y: [], lo: [], hi: [] };
+  const curve = { x: [], y: [], lo: [], hi: [], sd: [] };
   for (const cell of order) {
     const points = cells.get(cell);
     const ys = points.map((b) => b.y);
     curve.x.push(Math.max(...points.map((b) => b.x)));
-    curve.y.push(ys.reduce((s, y) => s + y, 0) / ys.length);
+    const mean = ys.reduce((s, y) => s + y, 0) / ys.length;
+    curve.y.push(mean);
+    curve.sd.push(Math.sqrt(ys.reduce((s, y) => s + (y - mean) ** 2, 0) / ys.length));
     curve.lo.push(Math.min(...ys));
     curve.hi.push(Math.max(...ys));
   }

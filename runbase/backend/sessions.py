@@ -55,9 +55,13 @@ class Sessions:
     def find(self, token: str) -> Session:
         """The session of a token; ``Unauthorized`` when it is unknown, expired or its key
         revoked."""
+        digest, now = key_hash(token), time.time()
         with self.store.read() as conn:
-            found = session_store.find_session(conn, key_hash(token), time.time())
+            found = session_store.find_session(conn, digest, now)
             teams = [] if found is None else account_store.teams_of(conn, found["user_id"])
+            expired = found is None and session_store.has_expired(conn, digest, now)
+        if expired:  # one write per expired session seen, not one per unknown token
+            self.store.write_fn(lambda conn: session_store.drop_expired(conn, now))
         if found is None:
             raise Unauthorized("the session has ended: log in again")
         principal = Principal(found["user"], bool(found["admin"]), bool(found["read_only"]),

@@ -17,7 +17,7 @@ def create_session(
     conn: Connection, token_hash: str, key_id: int, csrf: str, now: float, expires_at: float
 ) -> None:
     """Stores a new session, and drops the expired ones."""
-    conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+    drop_expired(conn, now)
     values = {"token_hash": token_hash, "key_id": key_id, "csrf": csrf, "created_at": now,
               "expires_at": expires_at}  # fmt: skip
     conn.execute(insert(sessions).values(**values))
@@ -48,6 +48,18 @@ def find_session(conn: Connection, token_hash: str, now: float) -> dict[str, Any
     )
     row = conn.execute(stmt).first()
     return None if row is None else dict(row._mapping)
+
+
+def has_expired(conn: Connection, token_hash: str, now: float) -> bool:
+    """Whether the session with this token hash is kept though expired."""
+    stmt = select(sessions.c.id).where(
+        sessions.c.token_hash == token_hash, sessions.c.expires_at <= now
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def drop_expired(conn: Connection, now: float) -> None:
+    conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
 
 
 def delete_session(conn: Connection, token_hash: str) -> None:

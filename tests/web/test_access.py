@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from runbase.backend.base import NewRun, RunChanges, RunPath
@@ -15,6 +16,7 @@ from runbase.backend.sessions import Sessions
 from runbase.cli import app, is_loopback
 from runbase.errors import Unauthorized
 from runbase.server.web.login import safe_next
+from runbase.store.schema import sessions as session_table
 
 RUN = RunPath("tester", "vision", "r1")
 
@@ -100,15 +102,25 @@ def test_revoking_the_key_ends_its_sessions(web_server, accounts):
         assert http.get("/api/v1/session").status_code == 401
 
 
-def test_sessions_expire(backend, accounts, user_key):
+def test_sessions_expire_and_are_purged_when_seen_expired(backend, accounts, user_key):
     sessions = Sessions(accounts, lifetime=0.2)
     token, session = sessions.start(user_key)
+    other, _ = sessions.start(user_key)
     assert sessions.find(token).principal.user == "tester" == session.principal.user
+    assert stored_sessions(accounts) == 2
     time.sleep(0.3)
     with pytest.raises(Unauthorized):
         sessions.find(token)
+    assert stored_sessions(accounts) == 0  # both expired: purged without a login
+    with pytest.raises(Unauthorized):
+        sessions.find(other)
     with pytest.raises(Unauthorized):
         sessions.start("rb_" + "0" * 40)
+
+
+def stored_sessions(accounts) -> int:
+    with accounts.store.read() as conn:
+        return conn.execute(select(func.count()).select_from(session_table)).scalar_one()
 
 
 def test_another_entitys_project_is_not_found(web_server, backend):

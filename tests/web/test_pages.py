@@ -218,3 +218,88 @@ def test_compare_shows_differences_only_and_changes(page, seeded):
     assert delta.count() == 0
     delta = page.locator('.compare-summary tr[data-key="loss"] td[data-run="s1"] .delta')
     assert delta.inner_text() == "-7 (-70%)"  # 3 against s2's 10
+
+
+def drawn(page, metric, ready="u => true"):
+    """The chart's uPlot data and scales, once drawn and ``ready`` (a JS predicate) holds."""
+    handle = page.wait_for_function(
+        f"""() => {{
+          const u = document.querySelector('.chart[data-metric="{metric}"]')?.uplot;
+          return u && ({ready})(u) && {{data: u.data, distr: u.scales.y.distr,
+            x: [u.scales.x.min, u.scales.x.max], labels: u.series.map((s) => s.label)}};
+        }}"""
+    )
+    return handle.json_value()
+
+
+def test_log_scale_turns_the_y_axis_logarithmic(page, seeded):
+    open_page(page, seeded, "/tester/small")
+    assert drawn(page, "loss")["distr"] == 1
+    page.locator(".log-y").check()
+    assert drawn(page, "loss", "u => u.scales.y.distr === 3")["distr"] == 3
+
+
+def test_ema_smoothing_draws_the_ema_over_the_raw_curve(page, seeded):
+    open_page(page, seeded, "/tester/small")
+    chart(page, "loss")
+    page.locator(".smoothing").select_option("ema")
+    # per curve: band top, band bottom, raw, smoothed (the last two labelled); s0's loss is
+    # 1 + step
+    found = drawn(page, "loss", "u => u.series.length === 1 + 4 * 4")
+    labels = found["labels"]
+    raw, smoothed = (found["data"][i] for i, label in enumerate(labels) if label == "run-0")
+    weight, last, debias, expected = 0.6, 0.0, 0.0, []
+    for step in range(100):
+        last = last * weight + (1 - weight) * (1.0 + step)
+        debias = debias * weight + (1 - weight)
+        expected.append(last / debias)
+    assert found["data"][0] == list(range(100))
+    assert raw == [1.0 + step for step in range(100)]
+    assert smoothed == pytest.approx(expected)
+    assert smoothed[50] < raw[50] - 1  # lags the rising raw curve
+
+
+def test_the_x_axis_may_be_any_history_key(page, seeded):
+    open_page(page, seeded, "/tester/small")
+    assert drawn(page, "loss")["x"] == [0, 99]
+    options = page.locator(".x-axis option").all_inner_texts()
+    assert {"_step", "_runtime", "_timestamp", "loss"} <= set(options)
+    page.locator(".x-axis").select_option("loss")
+    # loss over loss: s0 from 1 to 100, the others one value each
+    found = drawn(page, "loss", "u => u.data[0][0] === 1")
+    assert found["x"] == [1, 100]
+    assert sorted(found["data"][0]) == [1.0 + step for step in range(100)]
+
+
+def test_a_group_band_may_be_its_standard_deviation(page, seeded):
+    open_page(page, seeded, "/tester/small")
+    chart(page, "loss")
+    page.locator(".group-by").select_option("config.epochs")  # one group of all four
+    top = drawn(page, "loss", "u => u.series.length === 4")["data"][1][-1]
+    assert top == 100.0  # min/max: s0's last loss
+    page.locator(".band").select_option("std")
+    found = drawn(page, "loss", "u => u.data[1].at(-1) !== 100")["data"]
+    last = [100.0, 3.0, 10.0, 20.0]
+    mean = sum(last) / 4
+    sd = (sum((v - mean) ** 2 for v in last) / 4) ** 0.5
+    assert (found[1][-1], found[2][-1], found[3][-1]) == pytest.approx((mean + sd, mean - sd, mean))
+
+
+def test_a_running_run_updates_in_place_by_polling(page, seeded):
+    path = RunPath(ENTITY, "live", "l0")
+    seeded.backend.create_run(path, NewRun(display_name="live-0"))
+    seeded.backend.update_summary(path, {"acc": 0.25})
+    queries: list[Any] = []
+    page.on("request", lambda r: queries.append(r) if r.url.endswith("/runs/query") else None)
+    open_page(page, seeded, "/tester/live")
+    acc = '.run-row[data-run="l0"] .td[data-key="summary_metrics.acc"]'
+    cell = page.locator(acc)
+    cell.wait_for()
+    assert cell.inner_text() == "0.25"
+    page.evaluate("window.notReloaded = true")
+    seeded.backend.update_summary(path, {"acc": 0.75})
+    page.wait_for_function(
+        "acc => document.querySelector(acc)?.innerText === '0.75'", arg=acc, timeout=15_000
+    )
+    assert page.evaluate("window.notReloaded") is True
+    assert len(queries) <= 5  # the first page(s), then one small poll every 5 s

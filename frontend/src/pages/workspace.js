@@ -12,6 +12,7 @@ import { SMOOTHERS } from "../smoothing.js";
 import { BASE_COLUMNS, cellValue, RunsTable } from "../table.js";
 
 const CHARTED = 20;
+const AXES_FROM = 3; // the x-axis choice offers the history keys of this many charted runs
 const GROUP_RUNS = 200; // the most runs a group chart asks curves for, all groups together
 
 export function Workspace({ entity, project }) {
@@ -21,7 +22,7 @@ export function Workspace({ entity, project }) {
   const [metrics, setMetrics] = useState(null);
   const [selected, setSelected] = useState(new Set());
   const [groupBy, setGroupBy] = useState("");
-  const [chartOptions, setChartOptions] = useState({ xAxis: "_step", logY: false, smoothing: { kind: "none", weight: 0.6 } });
+  const [chartOptions, setChartOptions] = useState({ xAxis: "_step", logY: false, band: "range", smoothing: { kind: "none", weight: 0.6 } });
   const [keys, setKeys] = useState([]);
 
   useEffect(() => {
@@ -55,6 +56,7 @@ export function Workspace({ entity, project }) {
     ? groups.list.map((g) => ({ key: "group:" + g.label, label: g.label, color: g.color, group: true, paths: g.paths }))
     : charted.map((run, i) => ({ key: run.run_id, label: run.display_name || run.run_id, color: color(i), paths: [[run.entity, run.project, run.run_id]] }));
   const colors = new Map(charted.map((run, i) => [run.run_id, color(i)]));
+  const axes = useHistoryKeys(charted.slice(0, AXES_FROM));
 
   const sort = (key) => setOrder(order === "-" + key ? "+" + key : "-" + key);
   const rows = groups.list ? groups.rows : paged.rows;
@@ -68,7 +70,7 @@ export function Workspace({ entity, project }) {
     </div>
     <${FilterBuilder} keys=${keys} onApply=${setFilters} error=${paged.error} />
     <${ChartControls} entity=${entity} project=${project} options=${chartOptions} setOptions=${setChartOptions}
-      groupBy=${groupBy} setGroupBy=${setGroupBy} keys=${keys}
+      groupBy=${groupBy} setGroupBy=${setGroupBy} keys=${keys} axes=${axes}
       onAddMetric=${(key) => setMetrics([...(metrics || []), key.replace(/^summary_metrics\./, "")])} />
     <div class="charts">
       ${metrics && metrics.map((metric) => html`<${LineChart} key=${metric} metric=${metric} curves=${curves} ...${chartOptions} />`)}
@@ -84,11 +86,25 @@ export function Workspace({ entity, project }) {
   </div>`;
 }
 
-function ChartControls({ entity, project, options, setOptions, groupBy, setGroupBy, keys, onAddMetric }) {
+// The history keys of some runs, sorted (an x axis may be any of them that holds numbers).
+function useHistoryKeys(runs) {
+  const [keys, setKeys] = useState([]);
+  const ids = runs.map((r) => r.run_id).join(",");
+  useEffect(() => {
+    Promise.all(runs.map((r) => api.historyKeys(r.entity, r.project, r.run_id))).then(
+      (answers) => setKeys([...new Set(answers.flatMap((a) => Object.keys(a.keys)))].sort()),
+      () => {},
+    );
+  }, [ids]);
+  return keys;
+}
+
+function ChartControls({ entity, project, options, setOptions, groupBy, setGroupBy, keys, axes, onAddMetric }) {
   const set = (change) => setOptions({ ...options, ...change });
+  const xs = [...new Set(["_step", "_runtime", "_timestamp", ...axes, options.xAxis])];
   return html`<div class="chart-controls">
     <label>x <select class="x-axis" value=${options.xAxis} onChange=${(e) => set({ xAxis: e.target.value })}>
-      ${["_step", "_runtime", "_timestamp", ...keys.filter((k) => k.startsWith("summary_metrics.")).map((k) => k.slice(16))].map((k) => html`<option value=${k}>${k}</option>`)}
+      ${xs.map((k) => html`<option value=${k}>${k}</option>`)}
     </select></label>
     <label><input type="checkbox" class="log-y" checked=${options.logY} onChange=${(e) => set({ logY: e.target.checked })} /> log y</label>
     <label>smoothing <select class="smoothing" value=${options.smoothing.kind} onChange=${(e) => set({ smoothing: { ...options.smoothing, kind: e.target.value } })}>
@@ -100,6 +116,9 @@ function ChartControls({ entity, project, options, setOptions, groupBy, setGroup
       <option value="">none</option><option value="group">group</option><option value="job_type">job_type</option>
       ${keys.filter((k) => k.startsWith("config.")).map((k) => html`<option value=${k}>${k}</option>`)}
     </select></label>
+    ${groupBy && html`<label>band <select class="band" value=${options.band} onChange=${(e) => set({ band: e.target.value })}>
+      <option value="range">min/max</option><option value="std">standard deviation</option>
+    </select></label>`}
     <${KeyPicker} entity=${entity} project=${project} kinds=${["summary"]} placeholder="+ chart (search metrics)" onPick=${onAddMetric} />
   </div>`;
 }
