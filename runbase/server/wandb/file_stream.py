@@ -99,7 +99,7 @@ def apply(backend: Backend, path: RunPath, body: dict[str, Any]) -> None:
         if run.state == "running" or run.exit_code != exit_code:
             state = "finished" if not exit_code else "crashed"
             backend.finish_run(path, state, exit_code)
-    elif run.state == "running" or run.state == "crashed":
+    elif not rows and run.state in ("running", "crashed"):  # storing rows beats the heart too
         backend.heartbeat(path)
 
 

@@ -36,7 +36,6 @@ def user_node(name: str, teams: tuple[str, ...] = (), admin: bool = False) -> di
         "entity": name,
         "deletedAt": None,
         "photoUrl": None,
-        "apiKeys": {"edges": []},
         "teams": {"edges": [{"node": entity_node(team)} for team in (name, *teams)]},
     }
 
@@ -56,7 +55,6 @@ def entity_node(name: str, is_team: bool = False) -> dict[str, Any]:
         "codeSavingEnabled": True,
         "defaultAccess": "USER_READ",
         "isPaid": False,
-        "members": [],
         "organization": None,
         "xxhashDigestsEnabled": False,
     }
@@ -78,12 +76,17 @@ def member_node(name: str, admin: bool) -> dict[str, Any]:
 
 @query.field("viewer")
 def resolve_viewer(_: None, info: Info) -> dict[str, Any]:
+    principal = info.context.principal
+    return user_node(principal.user, tuple(sorted(principal.teams)), principal.admin)
+
+
+@user_type.field("apiKeys")
+def resolve_api_keys(user: dict[str, Any], info: Info) -> dict[str, Any]:
+    """The viewer's own keys (looked up only when asked for); nobody else's."""
     ctx = info.context
-    principal = ctx.principal
-    node = user_node(principal.user, tuple(sorted(principal.teams)), principal.admin)
-    keys = ctx.accounts.list_keys(principal.user) if ctx.accounts else []
-    node["apiKeys"] = {"edges": [{"node": key_node(key)} for key in keys if not key.revoked]}
-    return node
+    own = ctx.accounts is not None and user["name"] == ctx.principal.user
+    keys = ctx.accounts.list_keys(user["name"]) if ctx.accounts and own else []
+    return {"edges": [{"node": key_node(key)} for key in keys if not key.revoked]}
 
 
 def key_node(key: KeyRecord) -> dict[str, Any]:
@@ -100,18 +103,32 @@ def resolve_server_info(_: None, info: Info) -> dict[str, Any]:
 
 @query.field("entity")
 def resolve_entity(_: None, info: Info, name: str | None = None) -> Any:
+    """The viewer's own entity or one of its teams from the principal alone (the client asks
+    on every run); another entity only for an admin, and only one a user or team holds."""
     ctx = info.context
     principal = ctx.principal
     name = name or principal.user
-    if name != principal.user and name not in principal.teams and not principal.admin:
+    if name == principal.user or name in principal.teams:
+        return entity_node(name, is_team=name != principal.user)
+    if not principal.admin:
         return None
-    users = ctx.accounts.list_users() if ctx.accounts else []
-    members = [user for user in users if name == user.name or name in user.teams]
-    if ctx.accounts and not members:
-        return None  # an entity nobody registered
-    node = entity_node(name, is_team=all(user.name != name for user in members))
-    node["members"] = [member_node(user.name, user.admin) for user in members]
-    return node
+    if ctx.accounts is None:
+        return entity_node(name)
+    users = ctx.accounts.list_users()
+    if any(user.name == name for user in users):
+        return entity_node(name)
+    return entity_node(name, is_team=True) if any(name in u.teams for u in users) else None
+
+
+@entity_type.field("members")
+def resolve_members(entity: dict[str, Any], info: Info) -> list[dict[str, Any]]:
+    """The entity's user, or the team's members (looked up only when asked for)."""
+    accounts = info.context.accounts
+    name = entity["name"]
+    if accounts is None:
+        return [member_node(name, info.context.principal.admin)]
+    users = accounts.list_users()
+    return [member_node(u.name, u.admin) for u in users if name == u.name or name in u.teams]
 
 
 @query.field("organization")
