@@ -203,12 +203,15 @@ def fresh_database(server_url: str) -> str:
     return str(sa.engine.make_url(server_url).set(database=name).render_as_string(False))
 
 
-def in_process(worker: str, env: dict[str, str], timeout: float = 900, **kwargs: Any) -> dict:
-    """Run ``worker`` of this script in a fresh process with ``env``; its result."""
+def in_process(
+    worker: str, env: dict[str, str], timeout: float = 900, script: str = __file__, **kwargs: Any
+) -> dict:
+    """Run ``worker`` of ``script`` (this one by default) in a fresh process with ``env``; its
+    result."""
     cwd = tempfile.mkdtemp(prefix="runbase-bench-cwd-")
     try:
         proc = subprocess.run(
-            [sys.executable, __file__, "--worker", worker, json.dumps(kwargs)],
+            [sys.executable, script, "--worker", worker, json.dumps(kwargs)],
             env={**env, "PYTHONPATH": str(HERE)},
             cwd=cwd,
             capture_output=True,

@@ -26,6 +26,7 @@ from typing import Any
 
 import _common as c
 import bench_query as q
+import bench_server
 from bench_server import USER, Server, base_env, local_env, wait_until_healthy
 
 HERE = Path(__file__).resolve().parent
@@ -82,22 +83,7 @@ def serve(port: int, parquet: bool) -> None:
 
 def in_process(worker: str, env: dict[str, str], timeout: float = 1800, **kwargs: Any) -> dict:
     """Run ``worker`` of this script in a fresh process with ``env``; its result."""
-    cwd = tempfile.mkdtemp(prefix="runbase-bench-cwd-")
-    try:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--worker", worker, json.dumps(kwargs)],
-            env={**env, "PYTHONPATH": str(HERE)},
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    finally:
-        shutil.rmtree(cwd, ignore_errors=True)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(c.RESULT_MARK):
-            return json.loads(line[len(c.RESULT_MARK) :])
-    raise RuntimeError(f"worker {worker} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return bench_server.in_process(worker, env, timeout, script=__file__, **kwargs)
 
 
 # ---------------------------------------------------------------- workers: data
