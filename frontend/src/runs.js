@@ -1,6 +1,6 @@
 // The runs of a project's query as the table reads them: a count, then pages fetched in
 // order as the view reaches them (keyset cursors), and live updates polled with a cursor
-// on updated_at that replace the changed runs in place.
+// on updated_at that replace the changed runs in place. No columns (null): nothing asked yet.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
 
@@ -14,6 +14,10 @@ export function usePagedRuns({ entity, project, filters, order, columns }) {
   const key = JSON.stringify([entity, project, filters, order, columns]);
 
   useEffect(() => {
+    if (columns === null) {
+      state.current = null;
+      return;
+    }
     const controller = new AbortController();
     const s = { runs: [], cursor: null, done: false, count: 0, busy: false, wanted: 0, since: 0, controller };
     state.current = s;

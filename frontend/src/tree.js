@@ -1,27 +1,54 @@
-// A document (config, summary) as a tree of keys, with a search that keeps the paths that
-// contain it.
+// A document (config, summary) as a tree of keys: each object a branch that folds, each leaf a
+// row (data-key: its dotted path). The search keeps the leaves whose path contains it, with
+// their branches, unfolded.
 import { html } from "htm/preact";
 import { useState } from "preact/hooks";
 import { formatValue } from "./chart.js";
 
-function leaves(doc, prefix = "", out = []) {
+const isBranch = (value) => value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0;
+
+// Rows in document order: {path, key, depth, value?, branch}.
+function rows(doc, prefix = "", depth = 0, out = []) {
   for (const [key, value] of Object.entries(doc || {})) {
     const path = prefix ? prefix + "." + key : key;
-    if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0) leaves(value, path, out);
-    else out.push([path, value]);
+    if (isBranch(value)) {
+      out.push({ path, key, depth, branch: true });
+      rows(value, path, depth + 1, out);
+    } else out.push({ path, key, depth, value, branch: false });
   }
   return out;
 }
 
+const within = (path, branch) => path.startsWith(branch + ".");
+
 export function DocTree({ title, doc }) {
   const [query, setQuery] = useState("");
+  const [folded, setFolded] = useState(new Set());
   const q = query.toLowerCase();
-  const shown = leaves(doc).filter(([path]) => path.toLowerCase().includes(q));
+  const all = rows(doc);
+  const matches = all.filter((r) => !r.branch && r.path.toLowerCase().includes(q));
+  const shown = all.filter((r) =>
+    r.branch ? matches.some((m) => within(m.path, r.path)) : matches.includes(r),
+  );
+  const hidden = (r) => !q && [...folded].some((branch) => within(r.path, branch));
+  const fold = (path) => {
+    const next = new Set(folded);
+    if (next.has(path)) next.delete(path);
+    else next.add(path);
+    setFolded(next);
+  };
+  const indent = (r) => `padding-left: ${r.depth * 14}px`;
   return html`<section class="doc-tree" data-doc=${title}>
     <h2>${title}</h2>
     <input class="tree-search" placeholder="search keys" value=${query} onInput=${(e) => setQuery(e.target.value)} />
     <table class="kv">
-      ${shown.map(([path, value]) => html`<tr data-key=${path}><th>${path}</th><td>${typeof value === "object" && value !== null ? JSON.stringify(value) : formatValue(value)}</td></tr>`)}
+      ${shown.filter((r) => !hidden(r)).map((r) =>
+        r.branch
+          ? html`<tr class="branch" data-branch=${r.path}><th colspan="2" style=${indent(r)}>
+              <button class="link fold" onClick=${() => fold(r.path)}>${folded.has(r.path) && !q ? "▸" : "▾"} ${r.key}</button></th></tr>`
+          : html`<tr data-key=${r.path}><th style=${indent(r)} title=${r.path}>${r.key}</th>
+              <td>${typeof r.value === "object" && r.value !== null ? JSON.stringify(r.value) : formatValue(r.value)}</td></tr>`,
+      )}
     </table>
     ${shown.length === 0 && html`<div class="muted">nothing</div>`}
   </section>`;

@@ -37,15 +37,20 @@ def log(backend: LocalBackend, path: RunPath, rows: list[dict[str, Any]], stream
 def seeded(tmp_path_factory):
     """``runbase ui`` over a store made once for the module (10,000 runs take seconds).
     Project ``big``: 10,000 runs (config.lr = i/10000). Project ``small``: four runs with
-    100 steps of ``loss``, in two groups by ``config.opt``; ``s0`` has a file."""
+    100 steps of ``loss``, in two groups by ``config.opt``; ``s0`` has a file; ``s3`` a nested
+    config (``model.depth``, ``model.act``) and a text key in its history (``phase``)."""
     backend = LocalBackend(Store.open(None, tmp_path_factory.mktemp("web-pages")), ENTITY)
     for i in range(BIG):
         backend.create_run(RunPath(ENTITY, "big", f"b{i:05d}"), NewRun(config={"lr": i / BIG}))
     for i, (opt, level) in enumerate([("adam", 1.0), ("adam", 3.0), ("sgd", 10.0), ("sgd", 20.0)]):
         path = RunPath(ENTITY, "small", f"s{i}")
-        config = {"opt": opt, "i": i, "epochs": 10}
+        config: dict[str, Any] = {"opt": opt, "i": i, "epochs": 10}
+        phase: dict[str, str] = {}
+        if i == 3:
+            config["model"] = {"depth": 4, "act": "relu"}
+            phase = {"phase": "train"}
         backend.create_run(path, NewRun(display_name=f"run-{i}", config=config, tags=("base",)))
-        rows = [{"_step": s, "loss": level + (s if i == 0 else 0)} for s in range(100)]
+        rows = [{"_step": s, "loss": level + (s if i == 0 else 0), **phase} for s in range(100)]
         log(backend, path, rows, "default")
         log(backend, path, [{"_step": s, "cpu": 50.0} for s in range(10)], "system")
     backend.put_file(RunPath(ENTITY, "small", "s0"), "model.txt", iter([b"weights"]))
@@ -204,6 +209,26 @@ def test_run_page_edits_name_and_tags_and_lists_files(page, seeded):
     assert answer.body() == b"weights"
 
 
+def test_run_page_shows_config_as_a_tree_and_charts_numbers_only(page, seeded):
+    open_page(page, seeded, "/tester/small/runs/s3")
+    config = page.locator('.doc-tree[data-doc="config"]')
+    depth = config.locator('tr[data-key="model.depth"]')
+    depth.wait_for()
+    assert depth.locator("th").inner_text() == "depth"
+    assert depth.locator("td").inner_text() == "4"
+    assert config.locator('tr[data-branch="model"]').count() == 1
+    config.locator(".tree-search").fill("act")
+    keys = [row.get_attribute("data-key") for row in config.locator("tr[data-key]").all()]
+    assert keys == ["model.act"]
+    assert config.locator('tr[data-branch="model"]').count() == 1
+    config.locator(".tree-search").fill("")
+    config.locator('tr[data-branch="model"] .fold').click()
+    assert config.locator('tr[data-key="model.depth"]').count() == 0
+    assert config.locator('tr[data-key="opt"]').count() == 1
+    chart(page, "loss")
+    assert page.locator('.stream-default .chart[data-metric="phase"]').count() == 0
+
+
 def test_compare_shows_differences_only_and_changes(page, seeded):
     open_page(page, seeded, "/tester/small/compare?runs=s0,s1,s2")
     chart(page, "loss")
@@ -262,8 +287,10 @@ def test_ema_smoothing_draws_the_ema_over_the_raw_curve(page, seeded):
 def test_the_x_axis_may_be_any_history_key(page, seeded):
     open_page(page, seeded, "/tester/small")
     assert drawn(page, "loss")["x"] == [0, 99]
+    page.locator('.x-axis option[value="loss"]').wait_for(state="attached")
     options = page.locator(".x-axis option").all_inner_texts()
     assert {"_step", "_runtime", "_timestamp", "loss"} <= set(options)
+    assert "phase" not in options  # s3 logs it, but as text
     page.locator(".x-axis").select_option("loss")
     # loss over loss: s0 from 1 to 100, the others one value each
     found = drawn(page, "loss", "u => u.data[0][0] === 1")

@@ -76,7 +76,7 @@ function Charts({ run, stream, title }) {
   const [keys, setKeys] = useState(null);
   useEffect(() => {
     api.historyKeys(run.entity, run.project, run.run_id, stream).then(
-      (k) => setKeys(Object.keys(k.keys).filter((key) => !key.startsWith("_")).sort()),
+      (k) => setKeys(Object.keys(k.keys).filter((key) => !key.startsWith("_") && charted(run, stream, key)).sort()),
       () => setKeys([]),
     );
   }, [run.run_id, stream]);
@@ -88,6 +88,10 @@ function Charts({ run, stream, title }) {
     <div class="charts">${keys.map((key) => html`<${LineChart} key=${key} metric=${key} curves=${curves} stream=${stream} xAxis=${xAxis} logY=${false} smoothing=${{ kind: "none" }} />`)}</div>
   </section>`;
 }
+
+// A metric of the default stream is charted when its last value (in the summary) is a number:
+// not for text, media or histograms. The system stream holds numbers only.
+const charted = (run, stream, key) => stream !== "default" || typeof (run.summary || {})[key] === "number";
 
 function Files({ run }) {
   const [files, setFiles] = useState(null);

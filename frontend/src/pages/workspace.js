@@ -24,6 +24,7 @@ export function Workspace({ entity, project }) {
   const [groupBy, setGroupBy] = useState("");
   const [chartOptions, setChartOptions] = useState({ xAxis: "_step", logY: false, band: "range", smoothing: { kind: "none", weight: 0.6 } });
   const [keys, setKeys] = useState([]);
+  const [columnsKnown, setColumnsKnown] = useState(false); // the runs are asked for once, with the default columns
 
   useEffect(() => {
     document.title = `${project} · runbase`;
@@ -32,12 +33,12 @@ export function Workspace({ entity, project }) {
       setMetrics(metricKeys.slice(0, 12));
       setColumns((old) => [...old, ...config.keys.slice(0, 3).map((k) => "config." + k), ...metricKeys.slice(0, 4).map((k) => "summary_metrics." + k)]);
       setKeys([...config.keys.map((k) => "config." + k), ...metricKeys.map((k) => "summary_metrics." + k)]);
-    });
+    }).finally(() => setColumnsKnown(true));
   }, [entity, project]);
 
   const dataColumns = columns.filter((c) => c.includes("."));
   const requestColumns = groupBy && groupBy.includes(".") ? [...dataColumns, groupBy] : dataColumns;
-  const paged = usePagedRuns({ entity, project, filters, order, columns: requestColumns });
+  const paged = usePagedRuns({ entity, project, filters, order, columns: columnsKnown ? requestColumns : null });
   const groups = useGroups({ entity, project, filters, order, columns: requestColumns, groupBy });
 
   const selectedRuns = useMemo(() => new Map(), [entity, project]);
@@ -86,13 +87,18 @@ export function Workspace({ entity, project }) {
   </div>`;
 }
 
-// The history keys of some runs, sorted (an x axis may be any of them that holds numbers).
+// The history keys of some runs that hold numbers (their last value, in the summary, is one):
+// the keys an x axis may be, sorted.
 function useHistoryKeys(runs) {
   const [keys, setKeys] = useState([]);
   const ids = runs.map((r) => r.run_id).join(",");
   useEffect(() => {
-    Promise.all(runs.map((r) => api.historyKeys(r.entity, r.project, r.run_id))).then(
-      (answers) => setKeys([...new Set(answers.flatMap((a) => Object.keys(a.keys)))].sort()),
+    const numeric = (r) =>
+      Promise.all([api.historyKeys(r.entity, r.project, r.run_id), api.run(r.entity, r.project, r.run_id)]).then(([found, run]) =>
+        Object.keys(found.keys).filter((k) => typeof (run.summary || {})[k] === "number"),
+      );
+    Promise.all(runs.map(numeric)).then(
+      (answers) => setKeys([...new Set(answers.flat())].sort()),
       () => {},
     );
   }, [ids]);
