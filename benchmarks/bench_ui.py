@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's chromium through playwright), over a live
-server on a store seeded through the backend.
+server on a store seeded through the backend, beside MLflow's UI (``mlflow server``) over the
+same data in the same browser (_mlflow_ui.py).
 
-    .venv/bin/python benchmarks/bench_ui.py [--quick]
+    bash scripts/with-chromium.sh .venv/bin/python benchmarks/bench_ui.py [--quick] [--no-mlflow]
 
 - project page with 10,000 runs: first rows painted after navigation; sort by a summary key
   (click to the new first row painted);
@@ -12,6 +13,8 @@ server on a store seeded through the backend.
 Histories are compacted (Parquet segments) before timing, as a finished run is. Each page is
 timed from navigation start (``performance.now()`` in the page) to the frame after the last
 chart's data is drawn; the median of ``REPEAT`` loads, the first (cold) one reported apart.
+Every request to a host other than 127.0.0.1 is aborted. The viewport (1600 x 1600) holds all
+ten charts of the run page: MLflow draws a chart only once it is in view.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as c
+import _mlflow_ui
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -100,53 +104,53 @@ SORT = """async ([key, expected]) => {
 }"""
 
 
+Timings = tuple[float | None, float | None]  # the first load, the median of the next REPEAT
+
+
 def measure(page: Any, url: str, script: str, arg: Any = None) -> float:
     page.goto(url)
     return float(page.evaluate(script, arg))
 
 
-def timings(fn) -> tuple[float, float]:
+def timings(fn: Any) -> Timings:
+    """The first load and the median of REPEAT more; a load that returns None (it never got
+    there) ends the series and leaves what it did not measure None."""
     cold = fn()
-    warm = [fn() for _ in range(REPEAT)]
+    if cold is None:
+        return None, None
+    warm = []
+    for _ in range(REPEAT):
+        t = fn()
+        if t is None:
+            return cold, None
+        warm.append(t)
     return cold, statistics.median(warm)
 
 
-def run_browser(url: str, backend: LocalBackend) -> list[list[Any]]:
-    from playwright.sync_api import sync_playwright
+def new_page(browser: Any) -> Any:
+    page = browser.new_page(viewport={"width": 1600, "height": 1600})
+    page.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+    return page
 
-    rows = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
 
-        project = f"{url}/{ENTITY}/big"
-        cold, warm = timings(lambda: measure(page, project, FIRST_ROW))
-        rows.append(["project page, 10,000 runs: first rows", cold, warm, GOALS_MS["project"]])
+def measure_runbase(page: Any, url: str, backend: LocalBackend) -> dict[str, Timings]:
+    project = f"{url}/{ENTITY}/big"
 
-        def sort() -> float:
-            page.goto(project)
-            page.wait_for_selector(".run-row")
-            page.wait_for_selector('.th .col[data-key="summary_metrics.loss"]')
-            return float(page.evaluate(SORT, ["summary_metrics.loss", top_by_loss(backend)]))
+    def sort() -> float:
+        page.goto(project)
+        page.wait_for_selector(".run-row")
+        page.wait_for_selector('.th .col[data-key="summary_metrics.loss"]')
+        return float(page.evaluate(SORT, ["summary_metrics.loss", top_by_loss(backend)]))
 
-        cold, warm = timings(sort)
-        rows.append(["project page: sort by summary loss", cold, warm, GOALS_MS["sort"]])
-
-        run = f"{url}/{ENTITY}/long/runs/r0"
-        cold, warm = timings(lambda: measure(page, run, CHARTS_PAINTED, 10))
-        rows.append(["run page, 10 metrics x 1M points", cold, warm, GOALS_MS["run"]])
-
-        workspace = f"{url}/{ENTITY}/many"
-        cold, warm = timings(lambda: measure(page, workspace, CHARTS_PAINTED, 5))
-        rows.append(["workspace, 20 runs x 5 metrics x 100k", cold, warm, GOALS_MS["workspace"]])
-
-        ids = ",".join(f"r{n:02d}" for n in range(20))
-        compare = f"{url}/{ENTITY}/many/compare?runs={ids}&metrics=m0"
-        cold, warm = timings(lambda: measure(page, compare, CHARTS_PAINTED, 1))
-        rows.append(["compare, 20 runs x 1 metric x 100k", cold, warm, GOALS_MS["compare"]])
-        browser.close()
-    return rows
+    ids = ",".join(f"r{n:02d}" for n in range(20))
+    compare = f"{url}/{ENTITY}/many/compare?runs={ids}&metrics=m0"
+    return {
+        "project": timings(lambda: measure(page, project, FIRST_ROW)),
+        "sort": timings(sort),
+        "run": timings(lambda: measure(page, f"{url}/{ENTITY}/long/runs/r0", CHARTS_PAINTED, 10)),
+        "workspace": timings(lambda: measure(page, f"{url}/{ENTITY}/many", CHARTS_PAINTED, 5)),
+        "compare": timings(lambda: measure(page, compare, CHARTS_PAINTED, 1)),
+    }
 
 
 def top_by_loss(backend: LocalBackend) -> str:
@@ -156,28 +160,76 @@ def top_by_loss(backend: LocalBackend) -> str:
     return page.items[0].run_id
 
 
+PAGES = {
+    "project": "project page, 10,000 runs: first rows",
+    "sort": "project page: sort by summary loss",
+    "run": "run page, 10 metrics x 1M points",
+    "workspace": "workspace, 20 runs x 5 metrics x 100k",
+    "compare": "compare, 20 runs x 1 metric x 100k",
+}
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a tenth of the data")
+    parser.add_argument("--no-mlflow", action="store_true", help="runbase alone")
+    parser.add_argument("--mlflow-python", type=Path, default=_mlflow_ui.MLFLOW_PYTHON)
     args = parser.parse_args()
     if chromium_path() is None:
         sys.exit("no chromium: apt-get install chromium")
-    with tempfile.TemporaryDirectory(prefix="runbase-bench-ui-") as tmp:
-        backend = LocalBackend(Store.open(None, Path(tmp)), ENTITY)
-        c.note("seeding (10,000 runs, 1M-point run, 20 x 100k-point runs)")
-        seed(backend, 0.1 if args.quick else 1.0)
+    if not args.no_mlflow and not args.mlflow_python.exists():
+        sys.exit(f"no {args.mlflow_python}: run benchmarks/setup_peers.sh, or pass --no-mlflow")
+    scale = 0.1 if args.quick else 1.0
+    from playwright.sync_api import sync_playwright
+
+    theirs: dict[str, Timings] = {}
+    with tempfile.TemporaryDirectory(prefix="runbase-bench-ui-") as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        backend = LocalBackend(Store.open(None, Path(tmp) / "runbase"), ENTITY)
+        c.note("seeding runbase (10,000 runs, 1M-point run, 20 x 100k-point runs)")
+        seed(backend, scale)
         with serve(create_app(backend)) as url:
-            rows = run_browser(url, backend)
+            ours = measure_runbase(new_page(browser), url, backend)
         backend.close()
-    table = [
-        [name, f"{cold:.0f}", f"{warm:.0f}", f"<= {goal}", c.verdict(warm <= goal)]
-        for name, cold, warm, goal in rows
-    ]
+        if not args.no_mlflow:
+            c.note("seeding MLflow (the same data)")
+            root = Path(tmp) / "mlflow"
+            root.mkdir()
+            with _mlflow_ui.mlflow_ui(root, scale, args.mlflow_python) as info:
+                c.note(f"MLflow seeded in {info['seed_s']:.0f} s, at {info['url']}")
+                theirs = _mlflow_ui.measure(new_page(browser), info, timings)
+        browser.close()
+
+    rows = []
+    for key, name in PAGES.items():
+        cold, warm = ours[key]
+        goal = GOALS_MS[key]
+        row = [name, ms(cold), ms(warm), f"<= {goal}", c.verdict(warm is not None and warm <= goal)]
+        if not args.no_mlflow:
+            their_cold, their_warm = theirs.get(key, (None, None))
+            if key not in theirs:
+                row += ["no such page", "", ""]
+            elif their_cold is None:
+                row += [f"not within {_mlflow_ui.TIMEOUT_S} s", "", ""]
+            else:
+                row += [ms(their_cold), ms(their_warm), c.ratio(their_warm, warm)]
+        rows.append(row)
+    headers = ["page", "first load", f"median of {REPEAT}", "goal", ""]
+    if not args.no_mlflow:
+        headers += ["MLflow first", "MLflow median", "MLflow / runbase"]
     c.print_table(
-        "runbase dashboard in chromium (ms)",
-        ["page", "first load", f"median of {REPEAT}", "goal", ""],
-        table,
-        caption="from navigation start to the frame after the last chart or row is drawn",
+        "runbase dashboard" + ("" if args.no_mlflow else " and MLflow's UI") + " in chromium (ms)",
+        headers,
+        rows,
+        caption=(
+            f"{'--quick: a tenth of the data; ' if args.quick else ''}from navigation start to "
+            "the frame after the last chart or row is drawn; MLflow's workspace is its chart "
+            "view, which draws 10 of the 20 runs by default; its compare is its metric page"
+        ),
     )
 
 
