@@ -72,7 +72,8 @@ export function LineChart({ metric, curves, stream = "default", xAxis = "_step",
   useEffect(() => () => plot.current && plot.current.destroy(), []);
 
   const empty = data && data.every((c) => c.x.length === 0);
-  return html`<div class="chart" ref=${box} data-metric=${metric} data-state=${data ? "painted" : "loading"}>
+  return html`<div class="chart" ref=${box} role="figure" aria-label=${metric} aria-busy=${data ? "false" : "true"}
+    data-metric=${metric} data-state=${data ? "painted" : "loading"}>
     <div class="chart-head">
       <span class="chart-title">${metric}</span>
       ${range && html`<button class="link" onClick=${() => setRange(null)}>reset zoom</button>`}
@@ -86,7 +87,7 @@ export function LineChart({ metric, curves, stream = "default", xAxis = "_step",
 
 function Legend({ hover, curves, xAxis }) {
   if (!hover) return html`<div class="legend muted">hover for values</div>`;
-  return html`<div class="legend">
+  return html`<div class="legend" aria-live="polite">
     <span class="legend-x">${xAxis} ${formatValue(hover.x)}</span>
     ${curves.map(
       (c, i) => html`<span class="legend-item" data-curve=${c.key}>

@@ -49,23 +49,23 @@ export function FilterBuilder({ keys, onApply, error }) {
       setParseError("raw filter: " + err.message);
     }
   };
-  return html`<form class="filters" onSubmit=${apply}>
+  return html`<form class="filters" role="search" aria-label="filter runs" onSubmit=${apply}>
     <datalist id="filter-fields">${[...FIELDS, ...keys].map((k) => html`<option value=${k} />`)}</datalist>
     ${conditions.map(
       (c, i) => html`<div class="condition">
-        <input class="field" list="filter-fields" placeholder="config.lr" value=${c.field} onInput=${(e) => update(i, { field: e.target.value })} />
-        <select class="op" value=${c.op} onChange=${(e) => update(i, { op: e.target.value })}>
+        <input class="field" list="filter-fields" aria-label="filter key" placeholder="config.lr" value=${c.field} onInput=${(e) => update(i, { field: e.target.value })} />
+        <select class="op" aria-label="operator" value=${c.op} onChange=${(e) => update(i, { op: e.target.value })}>
           ${Object.keys(OPS).map((op) => html`<option value=${op}>${op}</option>`)}
         </select>
-        <input class="value" placeholder="value" value=${c.value} onInput=${(e) => update(i, { value: e.target.value })} />
-        <button type="button" class="link" onClick=${() => setConditions(conditions.filter((_, j) => j !== i))}>✕</button>
+        <input class="value" aria-label="filter value" placeholder="value" value=${c.value} onInput=${(e) => update(i, { value: e.target.value })} />
+        <button type="button" class="link" aria-label="remove condition" onClick=${() => setConditions(conditions.filter((_, j) => j !== i))}>✕</button>
       </div>`,
     )}
     <div class="filter-actions">
       <button type="button" class="add-condition" onClick=${() => setConditions([...conditions, { field: "", op: "=", value: "" }])}>+ condition</button>
-      <input class="raw-filter" placeholder='raw MongoDB filter, e.g. {"config.lr": {"$lt": 0.01}}' value=${raw} onInput=${(e) => setRaw(e.target.value)} />
+      <input class="raw-filter" aria-label="raw MongoDB filter" placeholder='raw MongoDB filter, e.g. {"config.lr": {"$lt": 0.01}}' value=${raw} onInput=${(e) => setRaw(e.target.value)} />
       <button type="submit" class="apply-filter">Apply</button>
     </div>
-    ${(parseError || error) && html`<div class="error filter-error">${parseError || error}</div>`}
+    ${(parseError || error) && html`<div class="error filter-error" role="alert">${parseError || error}</div>`}
   </form>`;
 }

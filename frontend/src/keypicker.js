@@ -23,7 +23,7 @@ export function KeyPicker({ entity, project, kinds = ["summary", "config"], plac
     return () => clearTimeout(timer);
   }, [open, query, entity, project]);
   return html`<span class="key-picker">
-    <input placeholder=${placeholder} value=${query} onFocus=${() => setOpen(true)}
+    <input placeholder=${placeholder} aria-label=${placeholder} value=${query} onFocus=${() => setOpen(true)}
       onBlur=${() => setTimeout(() => setOpen(false), 200)} onInput=${(e) => setQuery(e.target.value)} />
     ${open && found.length > 0 && html`<ul class="key-options">
       ${found.map((key) => html`<li><button type="button" class="link" onMouseDown=${() => { onPick(key); setQuery(""); }}>${key}</button></li>`)}

@@ -75,17 +75,22 @@ export function RunsTable({ rows, columns, order, onSort, selected, onSelect, on
   for (let i = first; i < last; i++) visible.push([i, rows.rowAt(i)]);
   const sortKey = order.replace(/^[-+]/, "");
   const arrow = order.startsWith("+") ? " ▲" : " ▼";
-  const header = html`<div class="tr th">
-    <span class="td check"></span>
+  const sortedBy = (key) => sortKey === key || sortKey === key.replace(/^summary_metrics\./, "");
+  const header = html`<div class="tr th" role="row" aria-rowindex="1">
+    <span class="td check" role="columnheader" aria-label="selected"></span>
     ${columns.map(
-      (key) => html`<span class=${key === "display_name" ? "td col name" : "td col"} title=${key} onClick=${() => onSort(key)} data-key=${key}>
-        ${columnLabel(key)}${sortKey === key || sortKey === key.replace(/^summary_metrics\./, "") ? arrow : ""}
+      (key) => html`<span class=${key === "display_name" ? "td col name" : "td col"} role="columnheader" title=${key}
+        aria-sort=${sortedBy(key) ? (order.startsWith("+") ? "ascending" : "descending") : "none"}
+        onClick=${() => onSort(key)} data-key=${key}>
+        ${columnLabel(key)}${sortedBy(key) ? arrow : ""}
       </span>`,
     )}
   </div>`;
-  return html`<div class="runs-table">
-    ${header}
-    <div class="tbody" ref=${scroller}>
+  // role=table with aria-rowcount: assistive tools (and tests) see how many rows there are,
+  // though only those in view are in the DOM.
+  return html`<div class="runs-table" role="table" aria-label="runs" aria-rowcount=${rows.count + 1}>
+    <div role="rowgroup">${header}</div>
+    <div class="tbody" role="rowgroup" ref=${scroller}>
       <div class="spacer" style=${{ height: rows.count * ROW_HEIGHT + "px" }}>
         ${visible.map(([i, row]) => html`<${Row} key=${i} index=${i} row=${row} columns=${columns}
           selected=${selected} onSelect=${onSelect} onToggleGroup=${onToggleGroup} colorOf=${colorOf} />`)}
@@ -96,30 +101,34 @@ export function RunsTable({ rows, columns, order, onSort, selected, onSelect, on
 
 function Row({ index, row, columns, selected, onSelect, onToggleGroup, colorOf }) {
   const style = { top: index * ROW_HEIGHT + "px" };
-  if (!row) return html`<div class="tr loading" style=${style}><span class="td muted">loading…</span></div>`;
+  const rowIndex = index + 2; // 1 is the header
+  if (!row) return html`<div class="tr loading" role="row" aria-rowindex=${rowIndex} style=${style}><span class="td muted" role="cell">loading…</span></div>`;
   if (row.kind === "group") {
-    return html`<div class="tr group-row" style=${style} data-group=${row.label} onClick=${() => onToggleGroup(row.value)}>
-      <span class="td check">${row.open ? "▾" : "▸"}</span>
+    return html`<div class="tr group-row" role="row" aria-rowindex=${rowIndex} aria-expanded=${row.open ? "true" : "false"}
+      style=${style} data-group=${row.label} onClick=${() => onToggleGroup(row.value)}>
+      <span class="td check" role="cell">${row.open ? "▾" : "▸"}</span>
       ${columns.map((key, i) =>
         i === 0
-          ? html`<span class="td col"><i class="swatch" style=${{ background: row.color }}></i>${row.label} <span class="muted">(${row.runs.length})</span></span>`
-          : html`<span class="td col" data-key=${key}>${formatMean(row.runs, key)}</span>`,
+          ? html`<span class="td col" role="cell"><i class="swatch" style=${{ background: row.color }}></i>${row.label} <span class="muted">(${row.runs.length})</span></span>`
+          : html`<span class="td col" role="cell" data-key=${key}>${formatMean(row.runs, key)}</span>`,
       )}
     </div>`;
   }
   const run = row.run;
   const color = colorOf && colorOf(run.run_id);
-  return html`<div class=${"tr run-row" + (selected.has(run.run_id) ? " selected" : "")} style=${style} data-run=${run.run_id}>
-    <span class="td check"><input type="checkbox" checked=${selected.has(run.run_id)} onClick=${() => onSelect(run.run_id)} /></span>
+  const name = run.display_name || run.run_id;
+  return html`<div class=${"tr run-row" + (selected.has(run.run_id) ? " selected" : "")} role="row" aria-rowindex=${rowIndex}
+    aria-selected=${selected.has(run.run_id) ? "true" : "false"} style=${style} data-run=${run.run_id}>
+    <span class="td check" role="cell"><input type="checkbox" aria-label=${"select " + name} checked=${selected.has(run.run_id)} onClick=${() => onSelect(run.run_id)} /></span>
     ${columns.map((key) => {
       if (key === "display_name") {
-        return html`<span class="td col name">
+        return html`<span class="td col name" role="cell">
           ${color && html`<i class="swatch" style=${{ background: color }}></i>`}
-          <a href=${runUrl(run.entity, run.project, run.run_id)}>${run.display_name || run.run_id}</a>
+          <a href=${runUrl(run.entity, run.project, run.run_id)}>${name}</a>
         </span>`;
       }
-      if (key === "state") return html`<span class="td col"><${StateBadge} state=${run.state} /></span>`;
-      return html`<span class="td col" data-key=${key}>${formatCell(run, key)}</span>`;
+      if (key === "state") return html`<span class="td col" role="cell" data-key="state"><${StateBadge} state=${run.state} /></span>`;
+      return html`<span class="td col" role="cell" data-key=${key}>${formatCell(run, key)}</span>`;
     })}
   </div>`;
 }

@@ -94,6 +94,11 @@ def test_ten_thousand_runs_scroll_with_few_rows_in_the_dom(page, seeded):
             break
     assert page.locator('.run-row[data-run="b00000"]').count() == 1
     assert most <= 100
+    # the same, as assistive tools see it: a table of 10,001 rows, a few of them present
+    table = page.get_by_role("table", name="runs")
+    assert table.get_attribute("aria-rowcount") == str(BIG + 1)
+    assert table.get_by_role("row").count() <= 101
+    assert table.get_by_role("row").last.get_attribute("aria-rowindex") == str(BIG + 1)
 
 
 def test_sort_by_a_column_asks_the_server(page, seeded):

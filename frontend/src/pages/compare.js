@@ -88,7 +88,7 @@ function SummaryTable({ runs, baseline, setBaseline }) {
     return `${d >= 0 ? "+" : ""}${formatValue(d)}${pct}`;
   };
   return html`<section class="compare-summary">
-    <h2>Summary against <select class="baseline" value=${baseline} onChange=${(e) => setBaseline(e.target.value)}>
+    <h2>Summary against <select class="baseline" aria-label="baseline run" value=${baseline} onChange=${(e) => setBaseline(e.target.value)}>
       ${runs.map((r) => html`<option value=${r.run_id}>${r.display_name || r.run_id}</option>`)}
     </select></h2>
     <table class="kv wide"><${Header} runs=${runs} />

@@ -63,10 +63,10 @@ function Overview({ run, onChange }) {
       <tr><th>command</th><td><code>${[meta.program, ...(meta.args || [])].filter(Boolean).join(" ") || "—"}</code></td></tr>
       ${run.group && html`<tr><th>group</th><td>${run.group}</td></tr>`}
       ${run.job_type && html`<tr><th>job type</th><td>${run.job_type}</td></tr>`}
-      <tr><th>name</th><td><input class="edit-name" value=${name} disabled=${run.read_only} onInput=${(e) => setName(e.target.value)} /></td></tr>
-      <tr><th>tags</th><td><input class="edit-tags" value=${tags} disabled=${run.read_only} placeholder="tag, tag" onInput=${(e) => setTags(e.target.value)} />
+      <tr><th>name</th><td><input class="edit-name" aria-label="name" value=${name} disabled=${run.read_only} onInput=${(e) => setName(e.target.value)} /></td></tr>
+      <tr><th>tags</th><td><input class="edit-tags" aria-label="tags" value=${tags} disabled=${run.read_only} placeholder="tag, tag" onInput=${(e) => setTags(e.target.value)} />
         ${run.tags.map((t) => html` <span class="chip tag">${t}</span>`)}</td></tr>
-      <tr><th>notes</th><td><textarea class="edit-notes" disabled=${run.read_only} onInput=${(e) => setNotes(e.target.value)}>${notes}</textarea></td></tr>
+      <tr><th>notes</th><td><textarea class="edit-notes" aria-label="notes" disabled=${run.read_only} onInput=${(e) => setNotes(e.target.value)}>${notes}</textarea></td></tr>
     </table>
     ${!run.read_only && html`<button type="submit" class="save-run">Save</button>`} <span class="save-status">${status}</span>
   </form>`;

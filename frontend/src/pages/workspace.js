@@ -80,7 +80,7 @@ export function Workspace({ entity, project }) {
     <div class="table-tools">
       <${KeyPicker} entity=${entity} project=${project} placeholder="+ column (search keys)"
         onPick=${(key) => !columns.includes(key) && setColumns([...columns, key])} />
-      ${columns.filter((c) => c.includes(".")).map((c) => html`<span class="chip">${c}<button class="link" onClick=${() => setColumns(columns.filter((x) => x !== c))}>✕</button></span>`)}
+      ${columns.filter((c) => c.includes(".")).map((c) => html`<span class="chip">${c}<button class="link" aria-label=${"remove column " + c} onClick=${() => setColumns(columns.filter((x) => x !== c))}>✕</button></span>`)}
     </div>
     <${RunsTable} rows=${rows} columns=${columns} order=${order} onSort=${sort} selected=${selected} onSelect=${toggle}
       onToggleGroup=${groups.toggle} colorOf=${(id) => colors.get(id)} />
@@ -116,7 +116,7 @@ function ChartControls({ entity, project, options, setOptions, groupBy, setGroup
     <label>smoothing <select class="smoothing" value=${options.smoothing.kind} onChange=${(e) => set({ smoothing: { ...options.smoothing, kind: e.target.value } })}>
       ${Object.entries(SMOOTHERS).map(([k, label]) => html`<option value=${k}>${label || "none"}</option>`)}
     </select></label>
-    ${options.smoothing.kind !== "none" && html`<input type="range" class="smoothing-weight" min="0" max="0.99" step="0.01" value=${options.smoothing.weight}
+    ${options.smoothing.kind !== "none" && html`<input type="range" class="smoothing-weight" aria-label="smoothing weight" min="0" max="0.99" step="0.01" value=${options.smoothing.weight}
       onChange=${(e) => set({ smoothing: { ...options.smoothing, weight: +e.target.value } })} />`}
     <label>group by <select class="group-by" value=${groupBy} onChange=${(e) => setGroupBy(e.target.value)}>
       <option value="">none</option><option value="group">group</option><option value="job_type">job_type</option>
