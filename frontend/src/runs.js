@@ -1,6 +1,8 @@
 // The runs of a project's query as the table reads them: a count, then pages fetched in
 // order as the view reaches them (keyset cursors), and live updates polled with a cursor
-// on updated_at that replace the changed runs in place. No columns (null): nothing asked yet.
+// on updated_at that replace the changed runs in place; a poll also counts the query's runs,
+// so that runs made since the page loaded are offered (``added``, ``showAdded``) rather than
+// pushed into the rows under the reader. No columns (null): nothing asked yet.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
 
@@ -10,8 +12,9 @@ const POLL_MS = 5000;
 export function usePagedRuns({ entity, project, filters, order, columns }) {
   const [version, setVersion] = useState(0);
   const [error, setError] = useState(null);
+  const [generation, setGeneration] = useState(0);
   const state = useRef(null);
-  const key = JSON.stringify([entity, project, filters, order, columns]);
+  const key = JSON.stringify([entity, project, filters, order, columns, generation]);
 
   useEffect(() => {
     if (columns === null) {
@@ -19,7 +22,7 @@ export function usePagedRuns({ entity, project, filters, order, columns }) {
       return;
     }
     const controller = new AbortController();
-    const s = { runs: [], cursor: null, done: false, count: 0, busy: false, wanted: 0, since: 0, controller };
+    const s = { runs: [], cursor: null, done: false, count: 0, counted: 0, busy: false, wanted: 0, since: 0, controller };
     state.current = s;
     const body = { entity, project, filters, order, columns };
     const bump = () => state.current === s && setVersion((v) => v + 1);
@@ -47,6 +50,7 @@ export function usePagedRuns({ entity, project, filters, order, columns }) {
     api.countRuns({ entity, project, filters }, controller.signal).then(
       ({ count }) => {
         s.count = count;
+        s.counted = count;
         s.wanted = Math.max(s.wanted, Math.min(count, 50));
         bump();
         s.load();
@@ -55,11 +59,11 @@ export function usePagedRuns({ entity, project, filters, order, columns }) {
     );
 
     const poll = async () => {
-      if (document.hidden || s.runs.length === 0) return;
+      if (document.hidden) return;
       const byId = new Map(s.runs.map((run, i) => [run.storage_id, i]));
       let cursor = null;
       let changed = false;
-      do {
+      while (s.runs.length > 0) {
         const page = await api.queryRuns(
           { ...body, filters: { $and: [filters, { updated_at: { $gt: s.since } }] }, order: "+updated_at", per_page: 500, cursor },
           controller.signal,
@@ -73,7 +77,13 @@ export function usePagedRuns({ entity, project, filters, order, columns }) {
           }
         }
         cursor = page.next_cursor;
-      } while (cursor);
+        if (!cursor) break;
+      }
+      const { count } = await api.countRuns({ entity, project, filters }, controller.signal);
+      if (count !== s.counted) {
+        s.counted = count;
+        changed = true;
+      }
       if (changed) bump();
     };
     const timer = setInterval(() => poll().catch(() => {}), POLL_MS);
@@ -96,5 +106,7 @@ export function usePagedRuns({ entity, project, filters, order, columns }) {
     };
   }, [version, key]);
   const s = state.current;
-  return { rows, error, count: s ? s.count : null, runs: s ? s.runs : [] };
+  const added = s ? Math.max(0, s.counted - s.count) : 0;
+  const showAdded = () => setGeneration((g) => g + 1);
+  return { rows, error, count: s ? s.count : null, runs: s ? s.runs : [], added, showAdded };
 }

@@ -335,3 +335,24 @@ def test_a_running_run_updates_in_place_by_polling(page, seeded):
     )
     assert page.evaluate("window.notReloaded") is True
     assert len(queries) <= 5  # the first page(s), then one small poll every 5 s
+
+
+def test_runs_made_after_the_page_loaded_are_offered_then_shown(page, seeded):
+    first = RunPath(ENTITY, "growing", "g0")
+    seeded.backend.create_run(first, NewRun(display_name="growing-0"))
+    open_page(page, seeded, "/tester/growing")
+    page.locator('.run-row[data-run="g0"]').wait_for()
+    assert page.locator(".new-runs").count() == 0
+    for n in (1, 2):
+        seeded.backend.create_run(RunPath(ENTITY, "growing", f"g{n}"), NewRun())
+    offer = page.locator(".new-runs", has_text="2 new runs")
+    offer.wait_for(timeout=15_000)  # the next poll (every 5 s) counts them
+    assert page.locator(".run-row").count() == 1  # not pushed under the reader
+    offer.click()
+    page.locator(".run-count", has_text="3 runs").wait_for()
+    assert [row.get_attribute("data-run") for row in page.locator(".run-row").all()] == [
+        "g2",
+        "g1",
+        "g0",
+    ]
+    assert page.locator(".new-runs").count() == 0

@@ -66,6 +66,7 @@ export function Workspace({ entity, project }) {
     <div class="page-head">
       <h1><a href="/">projects</a> / ${entity} / ${project}</h1>
       <span class="run-count">${count == null ? "" : `${count} runs`}</span>
+      ${paged.added > 0 && html`<button class="new-runs" onClick=${paged.showAdded}>${paged.added} new ${paged.added === 1 ? "run" : "runs"}: show</button>`}
       ${selected.size > 0 && html`<a class="button compare-link" href=${compareUrl(entity, project, [...selected])}>Compare ${selected.size}</a>
         <button class="link" onClick=${() => setSelected(new Set())}>clear selection</button>`}
     </div>
