@@ -149,7 +149,9 @@ function chartOptions(curves, { width, logY, smoothing, xAxis, range, setRange, 
     series.push({ width: 0, points: { show: false }, paths: () => null });
     // whole pixel widths: Skia draws a 1px line as a hairline, and a 1.25px one of a noisy
     // curve 40 times slower (20 runs x 800 buckets: 8 ms against 300 ms)
-    series.push({ label: c.label, stroke: smoothed ? withAlpha(c.color, 0.25) : c.color, width: 1, points: { show: false }, spanGaps: true });
+    // a sparse curve (a short run's system stream: one sample) shows its points too
+    const points = { show: !smoothed && c.x.length < width / 8, size: 5, fill: c.color };
+    series.push({ label: c.label, stroke: smoothed ? withAlpha(c.color, 0.25) : c.color, width: 1, points, spanGaps: true });
     if (smoothed) series.push({ label: c.label, stroke: c.color, width: 2, points: { show: false }, spanGaps: true });
   }
   const isTime = xAxis === "_timestamp";
@@ -158,6 +160,7 @@ function chartOptions(curves, { width, logY, smoothing, xAxis, range, setRange, 
     height: HEIGHT,
     series,
     legend: { show: false },
+    axes: [{}, { size: fitLabels }],
     scales: {
       x: { time: isTime, ...(range ? { min: range[0], max: range[1] } : {}) },
       y: logY ? { distr: 3 } : {},
@@ -187,4 +190,13 @@ function chartOptions(curves, { width, logY, smoothing, xAxis, range, setRange, 
       ],
     },
   };
+}
+
+// The y axis as wide as its longest tick label (uPlot's default, 50 px, cuts "120,000").
+function fitLabels(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;
+  const longest = (values || []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), "");
+  u.ctx.font = axis.font[0];
+  return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio + 4);
 }

@@ -5,7 +5,22 @@ import { html } from "htm/preact";
 import { useState } from "preact/hooks";
 import { formatValue } from "./chart.js";
 
-const isBranch = (value) => value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0;
+// A media or histogram value (wandb's {"_type": ...}) is one leaf, not a branch of its parts.
+const isMedia = (value) => typeof value._type === "string";
+const isBranch = (value) =>
+  value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0 && !isMedia(value);
+const LONG = 120;
+
+// A leaf's text: numbers and strings as the table shows them; media by their kind; lists and
+// objects as JSON, cut short when long (the whole of it in the row's title).
+function leafText(value) {
+  if (value === null || typeof value !== "object") return [formatValue(value), null];
+  if (!Array.isArray(value) && isMedia(value)) return [value._type, JSON.stringify(value).slice(0, 2000)];
+  const text = JSON.stringify(value);
+  if (text.length <= LONG) return [text, null];
+  const what = Array.isArray(value) ? `${value.length} items` : `${Object.keys(value).length} keys`;
+  return [`${text.slice(0, LONG)}… (${what})`, text.slice(0, 2000)];
+}
 
 // Rows in document order: {path, key, depth, value?, branch}.
 function rows(doc, prefix = "", depth = 0, out = []) {
@@ -46,10 +61,14 @@ export function DocTree({ title, doc }) {
         r.branch
           ? html`<tr class="branch" data-branch=${r.path}><th colspan="2" style=${indent(r)}>
               <button class="link fold" onClick=${() => fold(r.path)}>${folded.has(r.path) && !q ? "▸" : "▾"} ${r.key}</button></th></tr>`
-          : html`<tr data-key=${r.path}><th style=${indent(r)} title=${r.path}>${r.key}</th>
-              <td>${typeof r.value === "object" && r.value !== null ? JSON.stringify(r.value) : formatValue(r.value)}</td></tr>`,
+          : leafRow(r, indent(r)),
       )}
     </table>
     ${shown.length === 0 && html`<div class="muted">nothing</div>`}
   </section>`;
+}
+
+function leafRow(r, style) {
+  const [text, full] = leafText(r.value);
+  return html`<tr data-key=${r.path}><th style=${style} title=${r.path}>${r.key}</th><td title=${full}>${text}</td></tr>`;
 }

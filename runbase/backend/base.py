@@ -550,7 +550,8 @@ class Backend(abc.ABC):
         self, entity: str, project: str, kind: str, q: str = "", limit: int = 200
     ) -> KeyList:
         """The project's distinct dotted leaf keys of config (``kind="config"``) or summary
-        (``"summary"``) in order, those containing ``q`` (ignoring case), at most ``limit``."""
+        (``"summary"``), or its metrics (``"metrics"``: the history keys whose last value is a
+        number, as is), in order, those containing ``q`` (ignoring case), at most ``limit``."""
 
     # sweeps
     @abc.abstractmethod

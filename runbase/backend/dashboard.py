@@ -14,7 +14,9 @@ from runbase.backend.base import KeyList, RunRecord
 from runbase.errors import InvalidFilter, InvalidInput
 from runbase.fields import DocField, parse_field
 
-KINDS = {"config": "config", "summary": "summary"}
+DOCUMENTS = ("config", "summary")
+# What a key search may list: the leaves of a document, or the metrics a chart can draw.
+KINDS = ("config", "summary", "metrics")
 MAX_KEYS_LIMIT = 10_000
 MAX_COLUMNS = 1_000
 _MISSING = object()
@@ -30,7 +32,7 @@ def check_columns(columns: Any) -> tuple[DocField, ...]:
             found = parse_field(column)
         except InvalidFilter as exc:
             raise InvalidInput(f"columns: {exc.message}") from None
-        if not isinstance(found, DocField) or found.column not in KINDS:
+        if not isinstance(found, DocField) or found.column not in DOCUMENTS:
             raise InvalidInput(f"columns: {column!r} is not a config.X or summary_metrics.X key")
         fields.append(found)
     return tuple(fields)
@@ -65,14 +67,14 @@ def _escape(part: str) -> str:
 
 
 def check_keys_request(kind: Any, q: Any, limit: Any) -> str:
-    """The document column of ``kind``; ``InvalidInput`` naming what is wrong."""
+    """``kind``, checked with ``q`` and ``limit``; ``InvalidInput`` naming what is wrong."""
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be 'config' or 'summary', got {kind!r}")
+        raise InvalidInput(f"kind must be 'config', 'summary' or 'metrics', got {kind!r}")
     if not isinstance(q, str):
         raise InvalidInput("q must be a string")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_KEYS_LIMIT:
         raise InvalidInput(f"limit must be an integer from 1 to {MAX_KEYS_LIMIT}, got {limit!r}")
-    return KINDS[kind]
+    return str(kind)
 
 
 class KeyCache:

@@ -383,13 +383,15 @@ class LocalBackend(Backend):
     def document_keys(
         self, entity: str, project: str, kind: str, q: str = "", limit: int = 200
     ) -> KeyList:
-        column = check_keys_request(kind, q, limit)
+        kind = check_keys_request(kind, q, limit)
         stamp = overview_store.keys_stamp(self.store, entity, project)
 
         def load() -> set[str]:
-            return overview_store.document_keys(self.store, entity, project, column)
+            if kind == "metrics":
+                return overview_store.metric_keys(self.store, entity, project)
+            return overview_store.document_keys(self.store, entity, project, kind)
 
-        return self._keys.search((entity, project, column), stamp, load, q, limit)
+        return self._keys.search((entity, project, kind), stamp, load, q, limit)
 
     # sweeps
     def create_sweep(self, entity: str, project: str, config: dict[str, Any]) -> SweepRecord:

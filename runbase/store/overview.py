@@ -1,14 +1,16 @@
-"""What the dashboard lists: entities, projects with their last activity, and the distinct
-leaf keys of a project's config or summary documents."""
+"""What the dashboard lists: entities, projects with their last activity, the distinct leaf
+keys of a project's config or summary documents, and its metrics."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 
 from runbase.store.engine import Store
-from runbase.store.schema import entities, projects, runs
+from runbase.store.schema import entities, key_sets, projects, runs
 
 
 def entity_names(store: Store) -> list[str]:
@@ -84,3 +86,36 @@ def _leaves(value: Any, prefix: str, found: set[str]) -> None:
             _leaves(item, prefix + escaped + ".", found)
     elif prefix:
         found.add(prefix[:-1])
+
+
+def metric_keys(store: Store, entity: str, project: str) -> set[str]:
+    """The keys the project's runs log to their history whose last value (in the run's
+    summary) is a number: what a chart can draw. Not text, media or histograms, nor a summary
+    value never logged; not the keys starting with ``_`` (step, runtime, timestamp)."""
+    in_project = (entities.c.name == entity, projects.c.name == project)
+    logged = (
+        select(key_sets.c.run_pk, key_sets.c.key_list)
+        .select_from(key_sets.join(runs).join(projects).join(entities))
+        .where(key_sets.c.stream == 0, *in_project)
+    )
+    summaries = (
+        select(runs.c.storage_id, runs.c.summary)
+        .select_from(runs.join(projects).join(entities))
+        .where(*in_project)
+    )
+    keys_of: defaultdict[int, set[str]] = defaultdict(set)
+    found: set[str] = set()
+    with store.read() as conn:
+        for pk, key_list in conn.execute(logged):
+            keys_of[pk].update(orjson.loads(key_list))
+        for pk, summary in conn.execute(summaries):
+            for key in keys_of.get(pk, ()):
+                if key not in found and not key.startswith("_") and _number(summary.get(key)):
+                    found.add(key)
+    return found
+
+
+def _number(value: Any) -> bool:
+    if type(value) in (int, float):
+        return True
+    return type(value) is dict and len(value) == 1 and "$float" in value  # NaN, Infinity

@@ -15,7 +15,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = "runbase/server/web/"
-CARRIED = [WEB + "static/app.js", WEB + "static/app.css", WEB + "shell.html", WEB + "login.html"]
+CARRIED = [
+    WEB + "static/app.js",
+    WEB + "static/app.css",
+    WEB + "shell.html",
+    WEB + "login.html",
+    WEB + "favicon.svg",
+]
 pytestmark = pytest.mark.slow
 
 

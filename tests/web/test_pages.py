@@ -356,3 +356,10 @@ def test_runs_made_after_the_page_loaded_are_offered_then_shown(page, seeded):
         "g0",
     ]
     assert page.locator(".new-runs").count() == 0
+
+
+def test_the_workspace_charts_the_logged_numbers_only(page, seeded):
+    open_page(page, seeded, "/tester/small")
+    chart(page, "loss")
+    charted = [c.get_attribute("data-metric") for c in page.locator(".charts .chart").all()]
+    assert charted == ["loss"]  # not s3's text key "phase", nor the system stream's "cpu"

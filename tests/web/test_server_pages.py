@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
 import pytest
 
-from runbase.backend.base import NewRun, RunChanges, RunPath, RunQuery
+from runbase.backend.base import HistoryRow, NewRun, RunChanges, RunPath, RunQuery
 from runbase.server.web import pages
 from runbase.server.web.pages import CSP
 from tests.web._browser import page_expecting
@@ -95,6 +96,31 @@ def test_keys_lists_distinct_leaves_filtered(http, backend):
     assert "new" in http.get("/api/v1/keys", params=params).json()["keys"]
 
 
+def test_metrics_are_the_logged_keys_whose_values_are_numbers(http, backend):
+    """As wandb logs them: numbers, NaN, text, a histogram (a dict), and a summary-only value."""
+    other = RunPath("tester", "vision", "r2")
+    histogram = {"_type": "histogram", "bins": [0, 1], "values": [3]}
+    for path, extra in ((RUN, {"acc": 0.5}), (other, {"grad": float("nan")})):
+        backend.create_run(path, NewRun())
+        row = {"_step": 0, "_runtime": 1.0, "loss": 1.0, "phase": "warmup", "hist": histogram}
+        row.update(extra)
+        backend.append_history(
+            path, "default", [HistoryRow(0, 0, tuple(sorted(row)), json.dumps(row))], row
+        )
+        backend.update_summary(path, {"best": 0.9})
+    elsewhere = RunPath("tester", "other", "r3")
+    backend.create_run(elsewhere, NewRun())
+    row = {"_step": 0, "theirs": 1.0}
+    rows = [HistoryRow(0, 0, ("_step", "theirs"), json.dumps(row))]
+    backend.append_history(elsewhere, "default", rows, row)
+    params = {"entity": "tester", "project": "vision", "kind": "metrics"}
+    assert http.get("/api/v1/keys", params=params).json() == {
+        "keys": ["acc", "grad", "loss"],
+        "total": 3,
+    }
+    assert http.get("/api/v1/keys", params={**params, "q": "LO"}).json()["keys"] == ["loss"]
+
+
 @pytest.mark.parametrize(
     ("params", "named"),
     [({"kind": "history"}, "kind"), ({"limit": 0}, "limit"), ({"limit": "x"}, "limit"),
@@ -178,3 +204,12 @@ def test_logging_out_through_the_browser(web_server, backend, page):
     page.locator("input[name=key]").wait_for()
     assert not any(c["name"] == "runbase_session" for c in page.context.cookies())
     assert page.request.get(web_server.url + "/api/v1/session").status == 401
+
+
+def test_the_icon_is_served_before_login(web_server):
+    answer = httpx.get(web_server.url + "/favicon.ico")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/svg+xml"
+    assert answer.content.startswith(b"<svg")
+    login_page = httpx.get(web_server.url + "/login").text
+    assert '<link rel="icon" href="/favicon.ico"' in login_page

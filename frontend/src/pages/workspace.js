@@ -28,11 +28,14 @@ export function Workspace({ entity, project }) {
 
   useEffect(() => {
     document.title = `${project} · runbase`;
-    Promise.all([api.keys(entity, project, "summary", "", 200), api.keys(entity, project, "config", "", 200)]).then(([summary, config]) => {
-      const metricKeys = summary.keys.filter((k) => !k.startsWith("_"));
-      setMetrics(metricKeys.slice(0, 12));
-      setColumns((old) => [...old, ...config.keys.slice(0, 3).map((k) => "config." + k), ...metricKeys.slice(0, 4).map((k) => "summary_metrics." + k)]);
-      setKeys([...config.keys.map((k) => "config." + k), ...metricKeys.map((k) => "summary_metrics." + k)]);
+    const kinds = ["metrics", "summary", "config"].map((kind) => api.keys(entity, project, kind, "", 200));
+    Promise.all(kinds).then(([metricKeys, summary, config]) => {
+      setMetrics(metricKeys.keys.slice(0, 12));
+      const asKey = (metric) => metric.replace(/\\/g, "\\\\").replace(/\./g, "\\.");
+      const summaryKeys = plainSummaryKeys(summary.keys);
+      const shown = [...new Set([...metricKeys.keys.map(asKey), ...summaryKeys])].slice(0, 4);
+      setColumns((old) => [...old, ...config.keys.slice(0, 3).map((k) => "config." + k), ...shown.map((k) => "summary_metrics." + k)]);
+      setKeys([...config.keys.map((k) => "config." + k), ...summaryKeys.map((k) => "summary_metrics." + k)]);
     }).finally(() => setColumnsKnown(true));
   }, [entity, project]);
 
@@ -73,7 +76,7 @@ export function Workspace({ entity, project }) {
     <${FilterBuilder} keys=${keys} onApply=${setFilters} error=${paged.error} />
     <${ChartControls} entity=${entity} project=${project} options=${chartOptions} setOptions=${setChartOptions}
       groupBy=${groupBy} setGroupBy=${setGroupBy} keys=${keys} axes=${axes}
-      onAddMetric=${(key) => setMetrics([...(metrics || []), key.replace(/^summary_metrics\./, "")])} />
+      onAddMetric=${(key) => !(metrics || []).includes(key) && setMetrics([...(metrics || []), key])} />
     <div class="charts">
       ${metrics && metrics.map((metric) => html`<${LineChart} key=${metric} metric=${metric} curves=${curves} ...${chartOptions} />`)}
       ${metrics && metrics.length === 0 && html`<div class="muted">no metrics logged yet</div>`}
@@ -86,6 +89,13 @@ export function Workspace({ entity, project }) {
     <${RunsTable} rows=${rows} columns=${columns} order=${order} onSort=${sort} selected=${selected} onSelect=${toggle}
       onToggleGroup=${groups.toggle} colorOf=${(id) => colors.get(id)} />
   </div>`;
+}
+
+// Summary keys worth a column or a filter: not the parts of a media or histogram value (a
+// dict holding "_type": its leaves are "x._type", "x.bins", ...) nor those starting with "_".
+function plainSummaryKeys(keys) {
+  const media = keys.filter((k) => k.endsWith("._type")).map((k) => k.slice(0, -"_type".length));
+  return keys.filter((k) => !k.startsWith("_") && !media.some((prefix) => k.startsWith(prefix)));
 }
 
 // The history keys of some runs that hold numbers (their last value, in the summary, is one):
@@ -126,7 +136,7 @@ function ChartControls({ entity, project, options, setOptions, groupBy, setGroup
     ${groupBy && html`<label>band <select class="band" value=${options.band} onChange=${(e) => set({ band: e.target.value })}>
       <option value="range">min/max</option><option value="std">standard deviation</option>
     </select></label>`}
-    <${KeyPicker} entity=${entity} project=${project} kinds=${["summary"]} placeholder="+ chart (search metrics)" onPick=${onAddMetric} />
+    <${KeyPicker} entity=${entity} project=${project} kinds=${["metrics"]} placeholder="+ chart (search metrics)" onPick=${onAddMetric} />
   </div>`;
 }
 
