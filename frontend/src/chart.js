@@ -192,11 +192,13 @@ function chartOptions(curves, { width, logY, smoothing, xAxis, range, setRange, 
   };
 }
 
-// The y axis as wide as its longest tick label (uPlot's default, 50 px, cuts "120,000").
-function fitLabels(u, values, axisIdx, cycleNum) {
+// The y axis as wide as its longest tick label (uPlot's default, 50 px, cuts "120,000"),
+// measured on every layout pass (the ticks may change between them), in steps of 8 px so
+// that the passes settle.
+function fitLabels(u, values, axisIdx) {
   const axis = u.axes[axisIdx];
-  if (cycleNum > 1) return axis._size;
   const longest = (values || []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), "");
   u.ctx.font = axis.font[0];
-  return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio + 4);
+  const text = u.ctx.measureText(longest).width / devicePixelRatio;
+  return Math.ceil((axis.ticks.size + axis.gap + text + 4) / 8) * 8;
 }

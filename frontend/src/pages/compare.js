@@ -24,22 +24,29 @@ export function Compare({ entity, project, runs: ids, metrics: chosen }) {
   const [runs, setRuns] = useState(null);
   const [error, setError] = useState(null);
   const [metrics, setMetrics] = useState([]);
+  const [chartable, setChartable] = useState([]);
   const [diffOnly, setDiffOnly] = useState(false);
   const [baseline, setBaseline] = useState(ids[0]);
   useEffect(() => {
     document.title = `compare · ${project} · runbase`;
-    api.queryRuns({ entity, project, filters: { name: { $in: ids } }, per_page: 1000 }).then((page) => {
+    Promise.all([
+      api.queryRuns({ entity, project, filters: { name: { $in: ids } }, per_page: 1000 }),
+      api.keys(entity, project, "metrics", "", 10000),
+    ]).then(([page, logged]) => {
       const byId = new Map(page.items.map((r) => [r.run_id, r]));
       const ordered = ids.map((id) => byId.get(id)).filter(Boolean);
+      // a chart for each metric these runs logged (not a value set only in the summary)
+      const numbers = new Set(summaryKeys(ordered));
+      const keys = logged.keys.filter((k) => numbers.has(k));
       setRuns(ordered);
-      const keys = summaryKeys(ordered);
+      setChartable(keys);
       setMetrics(chosen.length ? chosen : keys.slice(0, 3));
     }, (err) => setError(err.message));
   }, [entity, project, ids.join(",")]);
   if (error) return html`<div class="error">${error}</div>`;
   if (!runs) return html`<div class="muted">loading…</div>`;
   const curves = runs.map((r, i) => ({ key: r.run_id, label: r.display_name || r.run_id, color: color(i), paths: [[r.entity, r.project, r.run_id]] }));
-  const allMetrics = summaryKeys(runs);
+  const allMetrics = [...new Set([...chartable, ...metrics])];
   const toggleMetric = (m) => setMetrics(metrics.includes(m) ? metrics.filter((x) => x !== m) : [...metrics, m]);
   return html`<div class="compare">
     <h1><a href="/">projects</a> / <a href=${projectUrl(entity, project)}>${project}</a> / compare ${runs.length} runs</h1>
