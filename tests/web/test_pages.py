@@ -350,6 +350,7 @@ def test_runs_made_after_the_page_loaded_are_offered_then_shown(page, seeded):
     assert page.locator(".run-row").count() == 1  # not pushed under the reader
     offer.click()
     page.locator(".run-count", has_text="3 runs").wait_for()
+    page.locator('.run-row[data-run="g2"]').wait_for()
     assert [row.get_attribute("data-run") for row in page.locator(".run-row").all()] == [
         "g2",
         "g1",
