@@ -125,7 +125,8 @@ function bandPaths(u, si, i0, i1) {
   let bottom = 0;
   const flush = (next) => bottom > top && path.rect(column, top, Math.max(1, next - column), bottom - top);
   for (let i = i0; i <= i1; i++) {
-    if (his[i] == null || los[i] == null) continue;
+    // a raw point (no range) has no band: drawn to the next column it would be a stray line
+    if (his[i] == null || los[i] == null || his[i] === los[i]) continue;
     const x = Math.floor(u.valToPos(xs[i], "x", true));
     const high = Math.floor(u.valToPos(his[i], "y", true)); // canvas y grows downwards
     const low = Math.ceil(u.valToPos(los[i], "y", true));
