@@ -22,9 +22,12 @@ function leafText(value) {
   return [`${text.slice(0, LONG)}… (${what})`, text.slice(0, 2000)];
 }
 
-// Rows in document order: {path, key, depth, value?, branch}.
+// Keys in name order, those starting with "_" (the tracker's own: _step, _runtime) last.
+const byName = ([a], [b]) => (a.startsWith("_") !== b.startsWith("_") ? (a.startsWith("_") ? 1 : -1) : a < b ? -1 : a > b ? 1 : 0);
+
+// Rows of the tree, depth first: {path, key, depth, value?, branch}.
 function rows(doc, prefix = "", depth = 0, out = []) {
-  for (const [key, value] of Object.entries(doc || {})) {
+  for (const [key, value] of Object.entries(doc || {}).sort(byName)) {
     const path = prefix ? prefix + "." + key : key;
     if (isBranch(value)) {
       out.push({ path, key, depth, branch: true });
