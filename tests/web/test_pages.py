@@ -364,3 +364,20 @@ def test_the_workspace_charts_the_logged_numbers_only(page, seeded):
     chart(page, "loss")
     charted = [c.get_attribute("data-metric") for c in page.locator(".charts .chart").all()]
     assert charted == ["loss"]  # not s3's text key "phase", nor the system stream's "cpu"
+
+
+def test_run_and_compare_pages_have_the_chart_controls(page, seeded):
+    open_page(page, seeded, "/tester/small/runs/s0")
+    charts = page.locator(".stream-default")
+    assert drawn(page, "loss")["distr"] == 1
+    charts.locator(".log-y").check()
+    assert drawn(page, "loss", "u => u.scales.y.distr === 3")["distr"] == 3
+    charts.locator('.x-axis option[value="loss"]').wait_for(state="attached")
+    charts.locator(".x-axis").select_option("loss")
+    assert drawn(page, "loss", "u => u.data[0][0] === 1")["x"] == [1, 100]  # loss over loss
+    open_page(page, seeded, "/tester/small/compare?runs=s0,s2")
+    chart(page, "loss")
+    page.locator(".smoothing").select_option("ema")
+    labels = drawn(page, "loss", "u => u.series.length === 9")["labels"]
+    # per run: its band's two edges, the faint raw curve, the smoothed one
+    assert labels[3:5] == ["run-0", "run-0"] and labels[7:9] == ["run-2", "run-2"]

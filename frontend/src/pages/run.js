@@ -4,6 +4,7 @@ import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { LineChart } from "../chart.js";
+import { ChartControls, DEFAULT_OPTIONS, useHistoryKeys } from "../chartcontrols.js";
 import { color } from "../colors.js";
 import { projectUrl } from "../router.js";
 import { StateBadge } from "../table.js";
@@ -74,6 +75,8 @@ function Overview({ run, onChange }) {
 
 function Charts({ run, stream, title }) {
   const [keys, setKeys] = useState(null);
+  const [options, setOptions] = useState({ ...DEFAULT_OPTIONS, xAxis: stream === "system" ? "_runtime" : "_step" });
+  const axes = useHistoryKeys(stream === "default" ? [run] : []);
   useEffect(() => {
     api.historyKeys(run.entity, run.project, run.run_id, stream).then(
       (k) => setKeys(Object.keys(k.keys).filter((key) => !key.startsWith("_") && charted(run, stream, key)).sort()),
@@ -82,10 +85,10 @@ function Charts({ run, stream, title }) {
   }, [run.run_id, stream]);
   if (!keys || keys.length === 0) return null;
   const curves = [{ key: run.run_id, label: run.display_name, color: color(0), paths: [[run.entity, run.project, run.run_id]] }];
-  const xAxis = stream === "system" ? "_runtime" : "_step";
   return html`<section class=${"run-charts stream-" + stream}>
     <h2>${title}</h2>
-    <div class="charts">${keys.map((key) => html`<${LineChart} key=${key} metric=${key} curves=${curves} stream=${stream} xAxis=${xAxis} logY=${false} smoothing=${{ kind: "none" }} />`)}</div>
+    <${ChartControls} options=${options} setOptions=${setOptions} axes=${axes} />
+    <div class="charts">${keys.map((key) => html`<${LineChart} key=${key} metric=${key} curves=${curves} stream=${stream} ...${options} />`)}</div>
   </section>`;
 }
 

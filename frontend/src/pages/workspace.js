@@ -3,12 +3,12 @@ import { html } from "htm/preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { allRuns, api } from "../api.js";
 import { LineChart } from "../chart.js";
+import { ChartControls, DEFAULT_OPTIONS, useHistoryKeys } from "../chartcontrols.js";
 import { color } from "../colors.js";
 import { FilterBuilder } from "../filters.js";
 import { KeyPicker } from "../keypicker.js";
 import { compareUrl } from "../router.js";
 import { usePagedRuns } from "../runs.js";
-import { SMOOTHERS } from "../smoothing.js";
 import { BASE_COLUMNS, cellValue, RunsTable } from "../table.js";
 
 const CHARTED = 20;
@@ -22,7 +22,7 @@ export function Workspace({ entity, project }) {
   const [metrics, setMetrics] = useState(null);
   const [selected, setSelected] = useState(new Set());
   const [groupBy, setGroupBy] = useState("");
-  const [chartOptions, setChartOptions] = useState({ xAxis: "_step", logY: false, band: "range", smoothing: { kind: "none", weight: 0.6 } });
+  const [chartOptions, setChartOptions] = useState(DEFAULT_OPTIONS);
   const [keys, setKeys] = useState([]);
   const [columnsKnown, setColumnsKnown] = useState(false); // the runs are asked for once, with the default columns
 
@@ -74,7 +74,7 @@ export function Workspace({ entity, project }) {
         <button class="link" onClick=${() => setSelected(new Set())}>clear selection</button>`}
     </div>
     <${FilterBuilder} keys=${keys} onApply=${setFilters} error=${paged.error} />
-    <${ChartControls} entity=${entity} project=${project} options=${chartOptions} setOptions=${setChartOptions}
+    <${WorkspaceControls} entity=${entity} project=${project} options=${chartOptions} setOptions=${setChartOptions}
       groupBy=${groupBy} setGroupBy=${setGroupBy} keys=${keys} axes=${axes}
       onAddMetric=${(key) => !(metrics || []).includes(key) && setMetrics([...(metrics || []), key])} />
     <div class="charts">
@@ -98,37 +98,9 @@ function plainSummaryKeys(keys) {
   return keys.filter((k) => !k.startsWith("_") && !media.some((prefix) => k.startsWith(prefix)));
 }
 
-// The history keys of some runs that hold numbers (their last value, in the summary, is one):
-// the keys an x axis may be, sorted.
-function useHistoryKeys(runs) {
-  const [keys, setKeys] = useState([]);
-  const ids = runs.map((r) => r.run_id).join(",");
-  useEffect(() => {
-    const numeric = (r) =>
-      Promise.all([api.historyKeys(r.entity, r.project, r.run_id), api.run(r.entity, r.project, r.run_id)]).then(([found, run]) =>
-        Object.keys(found.keys).filter((k) => typeof (run.summary || {})[k] === "number"),
-      );
-    Promise.all(runs.map(numeric)).then(
-      (answers) => setKeys([...new Set(answers.flat())].sort()),
-      () => {},
-    );
-  }, [ids]);
-  return keys;
-}
-
-function ChartControls({ entity, project, options, setOptions, groupBy, setGroupBy, keys, axes, onAddMetric }) {
+function WorkspaceControls({ entity, project, options, setOptions, groupBy, setGroupBy, keys, axes, onAddMetric }) {
   const set = (change) => setOptions({ ...options, ...change });
-  const xs = [...new Set(["_step", "_runtime", "_timestamp", ...axes, options.xAxis])];
-  return html`<div class="chart-controls">
-    <label>x <select class="x-axis" value=${options.xAxis} onChange=${(e) => set({ xAxis: e.target.value })}>
-      ${xs.map((k) => html`<option value=${k}>${k}</option>`)}
-    </select></label>
-    <label><input type="checkbox" class="log-y" checked=${options.logY} onChange=${(e) => set({ logY: e.target.checked })} /> log y</label>
-    <label>smoothing <select class="smoothing" value=${options.smoothing.kind} onChange=${(e) => set({ smoothing: { ...options.smoothing, kind: e.target.value } })}>
-      ${Object.entries(SMOOTHERS).map(([k, label]) => html`<option value=${k}>${label || "none"}</option>`)}
-    </select></label>
-    ${options.smoothing.kind !== "none" && html`<input type="range" class="smoothing-weight" aria-label="smoothing weight" min="0" max="0.99" step="0.01" value=${options.smoothing.weight}
-      onChange=${(e) => set({ smoothing: { ...options.smoothing, weight: +e.target.value } })} />`}
+  return html`<${ChartControls} options=${options} setOptions=${setOptions} axes=${axes}>
     <label>group by <select class="group-by" value=${groupBy} onChange=${(e) => setGroupBy(e.target.value)}>
       <option value="">none</option><option value="group">group</option><option value="job_type">job_type</option>
       ${keys.filter((k) => k.startsWith("config.")).map((k) => html`<option value=${k}>${k}</option>`)}
@@ -137,7 +109,7 @@ function ChartControls({ entity, project, options, setOptions, groupBy, setGroup
       <option value="range">min/max</option><option value="std">standard deviation</option>
     </select></label>`}
     <${KeyPicker} entity=${entity} project=${project} kinds=${["metrics"]} placeholder="+ chart (search metrics)" onPick=${onAddMetric} />
-  </div>`;
+  <//>`;
 }
 
 // Grouping: every run of the query (only the columns shown), grouped by a value; the table
