@@ -227,8 +227,13 @@ def main() -> None:
         rows,
         caption=(
             f"{'--quick: a tenth of the data; ' if args.quick else ''}from navigation start to "
-            "the frame after the last chart or row is drawn; MLflow's workspace is its chart "
-            "view, which draws 10 of the 20 runs by default; its compare is its metric page"
+            "the frame after the last chart or row is drawn"
+            + (
+                ""
+                if args.no_mlflow
+                else "; MLflow's workspace is its chart view, which draws 10 of the 20 runs by "
+                "default; its compare is its metric page"
+            )
         ),
     )
 
