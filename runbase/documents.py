@@ -2,7 +2,9 @@
 
 JSON has no NaN or infinity, and ``orjson`` writes them as ``null`` without a word. A
 document keeps them by tagging each non-finite float as ``{"$float": "NaN"}`` (or
-``"Infinity"``, ``"-Infinity"``); ``decode`` turns the tags back into floats.
+``"Infinity"``, ``"-Infinity"``); ``decode`` turns the tags back into floats. PostgreSQL's
+``jsonb`` cannot hold the character U+0000: there a string holding it is stored as
+``{"$nul": [its parts between them]}`` (``tag_nul``), which ``decode`` joins again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from runbase.errors import InvalidInput
 
 FLOAT_TAG = "$float"
 NAN_TAG = {FLOAT_TAG: "NaN"}
+NUL_TAG = "$nul"
 
 
 def encode(value: Any, tag_infinity: bool = True) -> str:
@@ -36,8 +39,12 @@ def decode(raw: bytes | str) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         value = json.loads(raw)
-    marker: bytes | str = FLOAT_TAG.encode() if isinstance(raw, bytes) else FLOAT_TAG
-    return untag(value) if marker in raw else value  # type: ignore[operator]
+    markers = (FLOAT_TAG, NUL_TAG)
+    if isinstance(raw, bytes):
+        tagged = any(marker.encode() in raw for marker in markers)
+    else:
+        tagged = any(marker in raw for marker in markers)
+    return untag(value) if tagged else value
 
 
 def encode_row(row: Any) -> str:
@@ -122,11 +129,28 @@ def tag(value: Any, tag_infinity: bool = True) -> Any:
     return value
 
 
+def tag_nul(value: Any) -> Any:
+    """``value`` with each string holding U+0000 replaced by ``{"$nul": [parts]}``; a key
+    holding it is refused (``InvalidInput``): PostgreSQL's ``jsonb`` cannot store either."""
+    if isinstance(value, str):
+        return {NUL_TAG: value.split("\x00")} if "\x00" in value else value
+    if isinstance(value, dict):
+        for key in value:
+            if "\x00" in key:
+                raise InvalidInput(f"key {key!r} holds the character U+0000: it cannot be stored")
+        return {k: tag_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tag_nul(v) for v in value]
+    return value
+
+
 def untag(value: Any) -> Any:
-    """``value`` with tags turned back into floats."""
+    """``value`` with tags turned back into floats (and strings)."""
     if isinstance(value, dict):
         if len(value) == 1 and FLOAT_TAG in value:
             return float(value[FLOAT_TAG])
+        if len(value) == 1 and isinstance(value.get(NUL_TAG), list):
+            return "\x00".join(value[NUL_TAG])
         return {k: untag(v) for k, v in value.items()}
     if isinstance(value, list):
         return [untag(v) for v in value]

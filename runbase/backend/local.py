@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import StatementError
 
 from runbase import checks
 from runbase.backend.artifacts import Artifacts
@@ -428,6 +429,8 @@ def _run_record(row: dict[str, Any]) -> RunRecord:
 def _as_runbase_error(exc: Exception) -> RunbaseError:
     if isinstance(exc, RunbaseError):
         return exc
+    if isinstance(exc, StatementError) and isinstance(exc.orig, RunbaseError):
+        return exc.orig  # raised while binding a value (a document the database cannot hold)
     return CommError(f"{type(exc).__name__}: {exc}", exc=exc)
 
 

@@ -3,7 +3,8 @@
 On SQLite a document is stored as SQLite's binary JSONB (SQLite >= 3.45), which makes
 ``json_extract`` in filters several times cheaper than on text; on PostgreSQL it is ``jsonb``.
 Values go through ``runbase.documents``: NaN (and on PostgreSQL +/-Infinity, which SQLite's
-JSON reads as ``9e999``) is stored tagged and read back as a float.
+JSON reads as ``9e999``) is stored tagged and read back as a float; on PostgreSQL, so is a
+string holding U+0000.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class PostgresDocument(_Document):
     impl = RawJSONB
     cache_ok = True
     tag_infinity = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        text = super().process_bind_param(value, dialect)
+        if text is not None and "\\u0000" in text:  # jsonb holds no U+0000: tag its strings
+            text = documents.encode(documents.tag_nul(value), self.tag_infinity)
+        return text
 
     def bind_expression(self, bindvalue: Any) -> ColumnElement[Any]:
         return cast(bindvalue, RawJSONB())

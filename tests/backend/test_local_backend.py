@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from sqlalchemy import select
 
-from runbase.backend.base import HistoryQuery, NewRun, RunChanges, RunPath, RunQuery
+from runbase.backend.base import HistoryQuery, HistoryRow, NewRun, RunChanges, RunPath, RunQuery
 from runbase.backend.local import LocalBackend
 from runbase.errors import CommError, InvalidFilter, InvalidInput, NotFound
 from runbase.store import runs as run_store
@@ -107,3 +108,21 @@ def test_files_move_as_chunks(backend):
     backend.delete_file(PATH, "dir/data.bin")
     with pytest.raises(NotFound):
         backend.read_file(PATH, "dir/data.bin")
+
+
+def test_strings_holding_nul_characters_are_stored_on_both_databases(backend):
+    """PostgreSQL's jsonb refuses U+0000; documents keep such strings all the same."""
+    value = {"text": "a\x00b", "list": ["\x00", "plain"], "nested": {"t": "\x00\x00"}}
+    backend.create_run(PATH, NewRun(config=value))
+    row = {"_step": 0, "m": "\x00", "x": 1.0}
+    backend.append_history(PATH, "default", [HistoryRow(0, 0, tuple(row), json.dumps(row))], row)
+    backend.update_summary(PATH, {"nul": "x\x00"})
+    run = backend.get_run(PATH)
+    assert run.config == value
+    assert (run.summary["m"], run.summary["nul"], run.summary["x"]) == ("\x00", "x\x00", 1.0)
+    stored = backend.scan_history(HistoryQuery(PATH, "default", page_size=10)).items
+    assert [json.loads(r)["m"] if isinstance(r, str) else r["m"] for r in stored] == ["\x00"]
+    if backend.store.engine.dialect.name == "postgresql":
+        with pytest.raises(InvalidInput, match="U\\+0000"):
+            backend.update_summary(PATH, {"k\x00": 1})
+        assert "k\x00" not in backend.get_run(PATH).summary
