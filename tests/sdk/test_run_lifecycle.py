@@ -114,17 +114,20 @@ def test_finish_states(backend):
 
 
 def test_a_silent_run_is_shown_crashed_after_the_heartbeat_timeout(data_dir, monkeypatch):
-    monkeypatch.setenv("RUNBASE_HEARTBEAT_TIMEOUT", "0.5")
+    monkeypatch.setenv("RUNBASE_HEARTBEAT_TIMEOUT", "2")
     monkeypatch.setenv("RUNBASE_HEARTBEAT_INTERVAL", "0.1")
     from runbase.backend import open_backend
     from runbase.settings import Settings
+    from runbase.store import schema
 
     backend = open_backend(Settings.load())
     run = runbase.init(project="p", id="hb")
-    time.sleep(1.0)
-    assert backend.get_run(run._path).state == "running"  # heartbeats keep it alive
+    time.sleep(2.5)  # past the timeout: only the heartbeats (20 of them) keep it alive
+    assert backend.get_run(run._path).state == "running"
     run._writer.heartbeat_every = float("inf")  # the process "hangs": no more heartbeats
-    time.sleep(0.8)
+    time.sleep(0.3)  # a heartbeat already on its way lands
+    with backend.store.engine.begin() as conn:  # two silent minutes, without waiting them
+        conn.execute(schema.runs.update().values(heartbeat_at=time.time() - 120))
     assert backend.get_run(run._path).state == "crashed"
     run.finish()  # the run's own ending still stores its state
     assert backend.get_run(run._path).state == "finished"
