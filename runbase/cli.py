@@ -175,16 +175,20 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
+]
+
+
 @app.command()
 def server(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
-    db: Annotated[
-        str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
-    ] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
     files: Annotated[
         str | None,
         typer.Option("--files", help="s3://bucket/prefix for file bytes (default: the data dir)."),
@@ -235,12 +239,8 @@ def server(
 def ui(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on (loopback).")] = "127.0.0.1",
-    db: Annotated[
-        str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
-    ] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Serve the dashboard over this machine's store: no login, on loopback only."""
     import uvicorn
@@ -300,12 +300,6 @@ def _stopped(signum: int, frame: Any) -> None:
 
 
 # Accounts: users, teams and API keys, on the server's database ----------------------------
-DbOption = Annotated[
-    str | None, typer.Option("--db", help="Database URL (default: SQLite in the data dir).")
-]
-DataDirOption = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory (default: RUNBASE_DIR).")
-]
 user_app = typer.Typer(help="Users of the server's database.", no_args_is_help=True)
 team_app = typer.Typer(help="Teams: entities whose projects their members share.",
                        no_args_is_help=True)  # fmt: skip
