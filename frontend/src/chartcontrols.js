@@ -1,12 +1,12 @@
 // The controls every page's charts share: x axis, log y, smoothing (and its weight); a page
 // adds its own after them (the workspace: grouping, band, a chart picker).
 import { html } from "htm/preact";
-import { useEffect, useState } from "preact/hooks";
-import { api } from "./api.js";
 import { SMOOTHERS } from "./smoothing.js";
 
 export const DEFAULT_OPTIONS = { xAxis: "_step", logY: false, band: "range", smoothing: { kind: "none", weight: 0.6 } };
 
+// axes: the metrics an x axis may be besides _step, _runtime and _timestamp (the page's
+// logged numeric keys: /keys?kind=metrics, or a run's charted keys).
 export function ChartControls({ options, setOptions, axes, children }) {
   const set = (change) => setOptions({ ...options, ...change });
   const xs = [...new Set(["_step", "_runtime", "_timestamp", ...axes, options.xAxis])];
@@ -22,23 +22,4 @@ export function ChartControls({ options, setOptions, axes, children }) {
       onChange=${(e) => set({ smoothing: { ...options.smoothing, weight: +e.target.value } })} />`}
     ${children}
   </div>`;
-}
-
-// The history keys of some runs that hold numbers (their last value, in the summary, is one):
-// the keys an x axis may be, sorted. Runs are {entity, project, run_id} (a table's runs hold
-// only the summary columns shown, so each run's whole record is asked for).
-export function useHistoryKeys(runs) {
-  const [keys, setKeys] = useState([]);
-  const ids = runs.map((r) => r.run_id).join(",");
-  useEffect(() => {
-    const numeric = (r) =>
-      Promise.all([api.historyKeys(r.entity, r.project, r.run_id), api.run(r.entity, r.project, r.run_id)]).then(([found, run]) =>
-        Object.keys(found.keys).filter((k) => typeof (run.summary || {})[k] === "number"),
-      );
-    Promise.all(runs.map(numeric)).then(
-      (answers) => setKeys([...new Set(answers.flat())].sort()),
-      () => {},
-    );
-  }, [ids]);
-  return keys;
 }

@@ -4,7 +4,7 @@ import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { formatValue, LineChart } from "../chart.js";
-import { ChartControls, DEFAULT_OPTIONS, useHistoryKeys } from "../chartcontrols.js";
+import { ChartControls, DEFAULT_OPTIONS } from "../chartcontrols.js";
 import { color } from "../colors.js";
 import { projectUrl, runUrl } from "../router.js";
 
@@ -27,7 +27,6 @@ export function Compare({ entity, project, runs: ids, metrics: chosen }) {
   const [metrics, setMetrics] = useState([]);
   const [chartable, setChartable] = useState([]);
   const [options, setOptions] = useState(DEFAULT_OPTIONS);
-  const axes = useHistoryKeys(runs ? runs.slice(0, 3) : []);
   const [diffOnly, setDiffOnly] = useState(false);
   const [baseline, setBaseline] = useState(ids[0]);
   useEffect(() => {
@@ -56,7 +55,7 @@ export function Compare({ entity, project, runs: ids, metrics: chosen }) {
     <div class="metric-choice">
       ${allMetrics.map((m) => html`<label><input type="checkbox" data-metric=${m} checked=${metrics.includes(m)} onChange=${() => toggleMetric(m)} /> ${m}</label>`)}
     </div>
-    <${ChartControls} options=${options} setOptions=${setOptions} axes=${axes} />
+    <${ChartControls} options=${options} setOptions=${setOptions} axes=${chartable} />
     <div class="charts">
       ${metrics.map((m) => html`<${LineChart} key=${m} metric=${m} curves=${curves} ...${options} />`)}
     </div>

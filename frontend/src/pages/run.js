@@ -4,7 +4,7 @@ import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { LineChart } from "../chart.js";
-import { ChartControls, DEFAULT_OPTIONS, useHistoryKeys } from "../chartcontrols.js";
+import { ChartControls, DEFAULT_OPTIONS } from "../chartcontrols.js";
 import { color } from "../colors.js";
 import { projectUrl } from "../router.js";
 import { StateBadge } from "../table.js";
@@ -76,7 +76,6 @@ function Overview({ run, onChange }) {
 function Charts({ run, stream, title }) {
   const [keys, setKeys] = useState(null);
   const [options, setOptions] = useState({ ...DEFAULT_OPTIONS, xAxis: stream === "system" ? "_runtime" : "_step" });
-  const axes = useHistoryKeys(stream === "default" ? [run] : []);
   useEffect(() => {
     api.historyKeys(run.entity, run.project, run.run_id, stream).then(
       (k) => setKeys(Object.keys(k.keys).filter((key) => !key.startsWith("_") && charted(run, stream, key)).sort()),
@@ -87,7 +86,7 @@ function Charts({ run, stream, title }) {
   const curves = [{ key: run.run_id, label: run.display_name, color: color(0), paths: [[run.entity, run.project, run.run_id]] }];
   return html`<section class=${"run-charts stream-" + stream}>
     <h2>${title}</h2>
-    <${ChartControls} options=${options} setOptions=${setOptions} axes=${axes} />
+    <${ChartControls} options=${options} setOptions=${setOptions} axes=${stream === "default" ? keys : []} />
     <div class="charts">${keys.map((key) => html`<${LineChart} key=${key} metric=${key} curves=${curves} stream=${stream} ...${options} />`)}</div>
   </section>`;
 }

@@ -3,7 +3,7 @@ import { html } from "htm/preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { allRuns, api } from "../api.js";
 import { LineChart } from "../chart.js";
-import { ChartControls, DEFAULT_OPTIONS, useHistoryKeys } from "../chartcontrols.js";
+import { ChartControls, DEFAULT_OPTIONS } from "../chartcontrols.js";
 import { color } from "../colors.js";
 import { FilterBuilder } from "../filters.js";
 import { KeyPicker } from "../keypicker.js";
@@ -12,14 +12,14 @@ import { usePagedRuns } from "../runs.js";
 import { BASE_COLUMNS, cellValue, RunsTable } from "../table.js";
 
 const CHARTED = 20;
-const AXES_FROM = 3; // the x-axis choice offers the history keys of this many charted runs
 const GROUP_RUNS = 200; // the most runs a group chart asks curves for, all groups together
 
 export function Workspace({ entity, project }) {
   const [filters, setFilters] = useState({});
   const [order, setOrder] = useState("-created_at");
   const [columns, setColumns] = useState(BASE_COLUMNS.map((c) => c.key));
-  const [metrics, setMetrics] = useState(null);
+  const [metrics, setMetrics] = useState(null); // the charts shown
+  const [logged, setLogged] = useState([]); // every metric of the project: the x axes
   const [selected, setSelected] = useState(new Set());
   const [groupBy, setGroupBy] = useState("");
   const [chartOptions, setChartOptions] = useState(DEFAULT_OPTIONS);
@@ -31,6 +31,7 @@ export function Workspace({ entity, project }) {
     const kinds = ["metrics", "summary", "config"].map((kind) => api.keys(entity, project, kind, "", 200));
     Promise.all(kinds).then(([metricKeys, summary, config]) => {
       setMetrics(metricKeys.keys.slice(0, 12));
+      setLogged(metricKeys.keys);
       const asKey = (metric) => metric.replace(/\\/g, "\\\\").replace(/\./g, "\\.");
       const summaryKeys = plainSummaryKeys(summary.keys);
       const shown = [...new Set([...metricKeys.keys.map(asKey), ...summaryKeys])].slice(0, 4);
@@ -60,7 +61,6 @@ export function Workspace({ entity, project }) {
     ? groups.list.map((g) => ({ key: "group:" + g.label, label: g.label, color: g.color, group: true, paths: g.paths }))
     : charted.map((run, i) => ({ key: run.run_id, label: run.display_name || run.run_id, color: color(i), paths: [[run.entity, run.project, run.run_id]] }));
   const colors = new Map(charted.map((run, i) => [run.run_id, color(i)]));
-  const axes = useHistoryKeys(charted.slice(0, AXES_FROM));
 
   const sort = (key) => setOrder(order === "-" + key ? "+" + key : "-" + key);
   const rows = groups.list ? groups.rows : paged.rows;
@@ -75,7 +75,7 @@ export function Workspace({ entity, project }) {
     </div>
     <${FilterBuilder} keys=${keys} onApply=${setFilters} error=${paged.error} />
     <${WorkspaceControls} entity=${entity} project=${project} options=${chartOptions} setOptions=${setChartOptions}
-      groupBy=${groupBy} setGroupBy=${setGroupBy} keys=${keys} axes=${axes}
+      groupBy=${groupBy} setGroupBy=${setGroupBy} keys=${keys} axes=${logged}
       onAddMetric=${(key) => !(metrics || []).includes(key) && setMetrics([...(metrics || []), key])} />
     <div class="charts">
       ${metrics && metrics.map((metric) => html`<${LineChart} key=${metric} metric=${metric} curves=${curves} ...${chartOptions} />`)}
