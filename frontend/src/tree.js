@@ -25,30 +25,30 @@ function leafText(value) {
 // Keys in name order, those starting with "_" (the tracker's own: _step, _runtime) last.
 const byName = ([a], [b]) => (a.startsWith("_") !== b.startsWith("_") ? (a.startsWith("_") ? 1 : -1) : a < b ? -1 : a > b ? 1 : 0);
 
-// Rows of the tree, depth first: {path, key, depth, value?, branch}.
-function rows(doc, prefix = "", depth = 0, out = []) {
+// Rows of the tree, depth first: {path, key, depth, parents (their branches' paths),
+// value?, branch}.
+function rows(doc, parents = [], out = []) {
+  const prefix = parents.length ? parents[parents.length - 1] + "." : "";
   for (const [key, value] of Object.entries(doc || {}).sort(byName)) {
-    const path = prefix ? prefix + "." + key : key;
+    const path = prefix + key;
+    const depth = parents.length;
     if (isBranch(value)) {
-      out.push({ path, key, depth, branch: true });
-      rows(value, path, depth + 1, out);
-    } else out.push({ path, key, depth, value, branch: false });
+      out.push({ path, key, depth, parents, branch: true });
+      rows(value, [...parents, path], out);
+    } else out.push({ path, key, depth, parents, value, branch: false });
   }
   return out;
 }
-
-const within = (path, branch) => path.startsWith(branch + ".");
 
 export function DocTree({ title, doc }) {
   const [query, setQuery] = useState("");
   const [folded, setFolded] = useState(new Set());
   const q = query.toLowerCase();
   const all = rows(doc);
-  const matches = all.filter((r) => !r.branch && r.path.toLowerCase().includes(q));
-  const shown = all.filter((r) =>
-    r.branch ? matches.some((m) => within(m.path, r.path)) : matches.includes(r),
-  );
-  const hidden = (r) => !q && [...folded].some((branch) => within(r.path, branch));
+  const matches = new Set(all.filter((r) => !r.branch && r.path.toLowerCase().includes(q)));
+  const needed = new Set([...matches].flatMap((r) => r.parents)); // the branches they sit in
+  const shown = all.filter((r) => (r.branch ? needed.has(r.path) : matches.has(r)));
+  const hidden = (r) => !q && r.parents.some((branch) => folded.has(branch));
   const fold = (path) => {
     const next = new Set(folded);
     if (next.has(path)) next.delete(path);
