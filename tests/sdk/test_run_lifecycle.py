@@ -117,10 +117,12 @@ def test_a_silent_run_is_shown_crashed_after_the_heartbeat_timeout(data_dir, mon
     monkeypatch.setenv("RUNBASE_HEARTBEAT_TIMEOUT", "2")
     monkeypatch.setenv("RUNBASE_HEARTBEAT_INTERVAL", "0.1")
     from runbase.backend import open_backend
+    from runbase.backend.local import LocalBackend
     from runbase.settings import Settings
     from runbase.store import schema
 
     backend = open_backend(Settings.load())
+    assert isinstance(backend, LocalBackend)  # the test's store: its heartbeats can be aged
     run = runbase.init(project="p", id="hb")
     time.sleep(2.5)  # past the timeout: only the heartbeats (20 of them) keep it alive
     assert backend.get_run(run._path).state == "running"
